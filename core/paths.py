@@ -1,0 +1,156 @@
+"""Where a machine's files live. Every path comes from here, so the layout is one table.
+
+Per machine (a "profile", as colima calls it)::
+
+    config_dir/machines/NAME/config.toml      what the user edits
+    data_dir/machines/NAME/                   data disk, config disk, SSH keys, state
+    runtime_dir/NAME/                         sockets and pid files (gone at host reboot)
+    cache_dir/images/RECIPE/                  built guest images, shared by machines
+
+The runtime directory is short on purpose: a unix socket path must fit in
+~104 bytes on macOS and 108 on Linux.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from moorage.errors import ConfigError
+
+APP = "moorage"
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+def check_machine_name(name: str) -> str:
+    """Names become paths, hostnames and docker context names, so keep them tame."""
+    if not _NAME.match(name):
+        raise ConfigError(
+            "machine name",
+            [f"{name!r} is not allowed: use 1-31 of a-z, 0-9 and '-', starting with a letter"],
+        )
+    return name
+
+
+def _root_override() -> Path | None:
+    """MOORAGE_HOME puts every moorage file under one folder (tests and CI use it)."""
+    home = os.environ.get("MOORAGE_HOME")
+    return Path(home) if home else None
+
+
+def config_dir() -> Path:
+    root = _root_override()
+    return root / "config" if root else Path(platformdirs.user_config_dir(APP))
+
+
+def data_dir() -> Path:
+    root = _root_override()
+    return root / "data" if root else Path(platformdirs.user_data_dir(APP))
+
+
+def cache_dir() -> Path:
+    if env := os.environ.get("MOORAGE_CACHE"):
+        return Path(env)
+    root = _root_override()
+    return root / "cache" if root else Path(platformdirs.user_cache_dir(APP))
+
+
+def runtime_dir() -> Path:
+    root = _root_override()
+    if root:
+        return root / "run"
+    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    if xdg and os.access(xdg, os.W_OK):
+        return Path(xdg) / APP
+    run_user = Path(f"/run/user/{os.getuid()}")
+    if run_user.is_dir() and os.access(run_user, os.W_OK):
+        return run_user / APP
+    # No per-user runtime dir (root on a server, a container): a private folder in /tmp.
+    return Path(f"/tmp/{APP}-{os.getuid()}")
+
+
+def images_dir() -> Path:
+    return cache_dir() / "images"
+
+
+@dataclass(frozen=True)
+class MachinePaths:
+    """Every file of one machine."""
+
+    name: str
+
+    @property
+    def config_file(self) -> Path:
+        return config_dir() / "machines" / self.name / "config.toml"
+
+    @property
+    def state(self) -> Path:
+        return data_dir() / "machines" / self.name
+
+    @property
+    def run(self) -> Path:
+        return runtime_dir() / self.name
+
+    @property
+    def data_disk(self) -> Path:
+        return self.state / "data.img"
+
+    @property
+    def config_disk(self) -> Path:
+        return self.state / "config.tar"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.state / "ssh" / "id_ed25519"
+
+    @property
+    def guest_host_key(self) -> Path:
+        return self.state / "ssh" / "guest_host_ed25519_key"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.state / "ssh" / "known_hosts"
+
+    @property
+    def serial_log(self) -> Path:
+        return self.state / "serial.log"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.state / "agent.log"
+
+    @property
+    def ports_file(self) -> Path:
+        """The host ports the running VM was given (SSH), kept to adopt it after a crash."""
+        return self.state / "runtime.json"
+
+    @property
+    def docker_socket(self) -> Path:
+        return self.run / "docker.sock"
+
+    @property
+    def agent_socket(self) -> Path:
+        return self.run / "agent.sock"
+
+    @property
+    def agent_pid(self) -> Path:
+        return self.run / "agent.pid"
+
+    @property
+    def qemu_pid(self) -> Path:
+        return self.run / "qemu.pid"
+
+    @property
+    def qmp_socket(self) -> Path:
+        return self.run / "qmp.sock"
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` readable by the user alone: sockets and keys live in such folders."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.chmod(0o700)
+    return path

@@ -1,0 +1,1 @@
+"""Packaging, and the signed update channels."""

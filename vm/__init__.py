@@ -1,0 +1,1 @@
+"""Machines: hypervisor drivers behind one interface, guest images, disks, lifecycle."""

@@ -1,0 +1,133 @@
+"""The hypervisor driver interface, and the machine spec every driver boots from.
+
+A driver turns a ``MachineSpec`` (pure data) into a running VM and back. It
+does not know about Docker, SSH or config files: the host agent does. To fit
+HyperKit and Hyper-V later the interface stays small, and what a backend can
+or cannot do is declared in ``DriverFeatures`` for callers to read, instead of
+callers asking which driver they hold (lima's ``DriverFeatures``).
+
+Contracts every backend keeps:
+
+- ``start`` boots a VM that is not running; it raises ``MachineError`` if one
+  with that name already runs (the agent adopts running VMs, never re-boots them).
+- ``kill`` stops the VM at once, like pulling the plug; it MUST succeed when no
+  VM runs. Graceful shutdown goes through the guest (``poweroff`` over SSH).
+- ``state`` never raises for a missing VM: it answers ``STOPPED``.
+- A VM outlives the process that started it: the host agent may die and a new
+  one adopts the VM through ``state`` and ``pid``.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol
+
+Accel = Literal["kvm", "tcg"]
+Proto = Literal["tcp", "udp"]
+
+
+class VMState(enum.Enum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True)
+class DriverFeatures:
+    """What a backend can do, as data."""
+
+    name: str
+    needs_daemon: bool
+    """True when a system service (libvirtd) must run for the driver to work."""
+    accelerators: tuple[Accel, ...]
+    shared_folders: tuple[str, ...]
+    """Mechanisms for host folders in the guest, best first (e.g. ``("virtiofs",)``)."""
+    runtime_forwards: bool
+    """Host→guest port forwards can be added and removed while the VM runs."""
+
+
+@dataclass(frozen=True)
+class Disk:
+    path: Path
+    serial: str
+    """How the guest finds the disk (``/sys/block/vdX/serial``), whatever its order."""
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class Nic:
+    """A network interface. ``user`` is NAT through the host's own sockets
+    (slirp), so the guest goes out wherever the host can, VPN included.
+    ``private`` joins a network shared only by the VMs of one local cluster."""
+
+    mac: str
+    mode: Literal["user", "private"] = "user"
+    network: str | None = None
+    """For ``private``: the name of the shared network."""
+
+
+@dataclass(frozen=True)
+class Forward:
+    """A host address and port that reach a guest port through the user-mode NIC."""
+
+    proto: Proto
+    host_addr: str
+    host_port: int
+    guest_port: int
+
+
+@dataclass(frozen=True)
+class SharedFolder:
+    tag: str
+    host_path: Path
+
+
+@dataclass(frozen=True)
+class MachineSpec:
+    """Everything a driver needs to boot one VM. Pure data: tests compare it."""
+
+    name: str
+    cpus: int
+    memory_mib: int
+    kernel: Path
+    initrd: Path
+    cmdline: str
+    disks: Sequence[Disk]
+    nics: Sequence[Nic]
+    serial_log: Path
+    run_dir: Path
+    """A user-only folder where a driver may keep sockets and pid files."""
+    accel: Accel = "tcg"
+    forwards: Sequence[Forward] = ()
+    shares: Sequence[SharedFolder] = field(default_factory=tuple)
+    uid: int = 0
+    gid: int = 0
+    """The user the hypervisor process runs as (it must read the disks)."""
+
+
+class Driver(Protocol):
+    features: DriverFeatures
+
+    def start(self, spec: MachineSpec) -> None:
+        """Boot the VM. Returns once the hypervisor runs, not once the guest is up."""
+        ...
+
+    def state(self, name: str) -> VMState: ...
+
+    def pid(self, name: str) -> int | None:
+        """The hypervisor process of a running VM, or None."""
+        ...
+
+    def kill(self, name: str) -> None: ...
+
+    def add_forward(self, name: str, forward: Forward) -> None:
+        """Raises UnsupportedOperation unless ``features.runtime_forwards``."""
+        ...
+
+    def remove_forward(self, name: str, forward: Forward) -> None: ...
+
+    def check_host(self) -> None:
+        """Raise HostError naming the fix when the host cannot run this driver."""
+        ...

@@ -1,0 +1,109 @@
+#!/bin/sh
+# First thing busybox init runs. Turns a read-only OS root into a running
+# machine: writable /etc and /var on tmpfs, the machine's own config from the
+# config disk, the network, and the persistent data disk under /var/lib/docker.
+# Progress lines start with "moorage:" so the host agent can follow the serial log.
+set -u
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
+say() { echo "moorage: $*" > /dev/console; }
+say "init"
+
+mountpoint -q /proc || mount -t proc proc /proc
+mountpoint -q /sys || mount -t sysfs sysfs /sys
+mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mountpoint -q /dev/pts || mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mountpoint -q /dev/shm || mount -t tmpfs -o mode=1777,nosuid,nodev shm /dev/shm
+mountpoint -q /run || mount -t tmpfs -o mode=755,nosuid,nodev run /run
+mount -t tmpfs -o mode=1777,nosuid,nodev tmp /tmp
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+echo "+cpu +cpuset +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
+
+# The OS root is read-only and shared by every machine: each boot gets a
+# fresh writable layer for /etc, /var and /root, so nothing drifts between boots.
+mkdir -p /run/overlay
+for d in etc var root; do
+    mkdir -p /run/overlay/$d/upper /run/overlay/$d/work
+    mount -t overlay overlay -o lowerdir=/$d,upperdir=/run/overlay/$d/upper,workdir=/run/overlay/$d/work /$d
+done
+
+# Disks are found by the serial the host gave them, not by their order.
+disk_with_serial() {
+    for s in /sys/block/vd*/serial; do
+        [ -e "$s" ] || continue
+        if [ "$(cat "$s")" = "$1" ]; then
+            b=${s%/serial}; echo "/dev/${b##*/}"; return 0
+        fi
+    done
+    return 1
+}
+
+CFG=/run/moorage
+mkdir -p $CFG
+cfgdisk=$(disk_with_serial moorage-config) || { say "error: no config disk"; exit 1; }
+tar -xf "$cfgdisk" -C $CFG
+chmod 700 $CFG
+. $CFG/machine.env
+say "config $MOORAGE_MACHINE"
+
+hostname "$MOORAGE_HOSTNAME"
+echo "$MOORAGE_HOSTNAME" > /etc/hostname
+printf '127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost\n' "$MOORAGE_HOSTNAME" > /etc/hosts
+
+# Network: one line per NIC in network.conf, "MAC ADDRESS/PREFIX GATEWAY".
+# Names like ens3 vary between boots, so NICs are matched by MAC.
+modprobe virtio_net 2>/dev/null
+modprobe virtio_rng 2>/dev/null
+ip link set lo up
+tries=0
+while read -r mac addr gw; do
+    [ -n "$mac" ] || continue
+    dev=""
+    while [ -z "$dev" ] && [ $tries -lt 50 ]; do
+        for n in /sys/class/net/*; do
+            [ "$(cat "$n/address" 2>/dev/null)" = "$mac" ] && dev=${n##*/}
+        done
+        [ -n "$dev" ] || { tries=$((tries + 1)); sleep 0.1; }
+    done
+    [ -n "$dev" ] || { say "error: no NIC with MAC $mac"; continue; }
+    ip link set "$dev" up
+    ip addr add "$addr" dev "$dev"
+    [ "$gw" = "-" ] || ip route add default via "$gw" dev "$dev"
+done < $CFG/network.conf
+cp $CFG/resolv.conf /etc/resolv.conf
+say "network"
+
+# SSH: the host made both the host key and the authorized key, so the host
+# can pin the guest's identity before it ever connects.
+mkdir -p /root/.ssh /run/sshd
+chmod 600 $CFG/authorized_keys
+install -m 600 $CFG/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
+install -m 644 $CFG/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub
+
+# The data disk holds every image, container and volume. It is formatted
+# only when its first MiB is all zeros (a new disk), never because a check
+# failed: a damaged disk is repaired or left alone, not wiped.
+DATA=$(disk_with_serial moorage-data) || { say "error: no data disk"; exit 1; }
+if cmp -s -n 1048576 "$DATA" /dev/zero; then
+    say "formatting new data disk"
+    mkfs.ext4 -q -L moorage-data -E lazy_itable_init=1,lazy_journal_init=1 "$DATA"
+fi
+e2fsck -p "$DATA" > /dev/console 2>&1
+fsck_rc=$?
+if [ $fsck_rc -ge 4 ]; then
+    say "error: data disk needs manual repair (e2fsck exit $fsck_rc); not mounting it"
+    exit 1
+fi
+resize2fs "$DATA" > /dev/null 2>&1
+mkdir -p /mnt/data
+mount -t ext4 -o noatime "$DATA" /mnt/data || { say "error: cannot mount data disk"; exit 1; }
+for d in docker containerd; do
+    mkdir -p /mnt/data/$d /var/lib/$d
+    mount --bind /mnt/data/$d /var/lib/$d
+done
+say "data $(df -h /mnt/data | awk 'NR==2 {print $2}')"
+
+mkdir -p /etc/docker
+cp $CFG/daemon.json /etc/docker/daemon.json
+say "boot done"

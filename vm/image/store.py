@@ -1,0 +1,89 @@
+"""The local cache of built images: find one, or build it once, atomically.
+
+``images_dir()/RECIPE/KEY/`` holds one image; KEY changes with the recipe and
+the guest files, so an edited recipe builds anew and an unchanged one is reused.
+A build happens in a scratch folder and is renamed into place only when
+complete, so a killed build never leaves a half image that looks whole.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol, cast
+
+from moorage.errors import HostError, ImageError
+from moorage.paths import images_dir
+from moorage.vm.image.manifest import MANIFEST, Manifest, verify
+from moorage.vm.image.recipe import RecipeInfo, Report
+
+# Name -> module, imported lazily: a recipe's host tools matter only when it is built.
+RECIPES = {"debian": "moorage.vm.image.debian", "alpine": "moorage.vm.image.alpine"}
+DEFAULT_RECIPE = "debian"
+BUILD_SPACE = 3 << 30
+
+
+class RecipeModule(Protocol):
+    INFO: RecipeInfo
+
+    def build(self, work: Path, out: Path, report: Report) -> Manifest: ...
+
+
+def recipe(name: str) -> RecipeModule:
+    try:
+        module = RECIPES[name]
+    except KeyError:
+        raise ImageError(
+            f"unknown image recipe {name!r}", fix=f"use one of: {', '.join(sorted(RECIPES))}"
+        ) from None
+    return cast(RecipeModule, importlib.import_module(module))
+
+
+def image_path(name: str) -> Path:
+    return images_dir() / name / recipe(name).INFO.cache_key()
+
+
+@contextmanager
+def _build_lock(folder: Path) -> Iterator[None]:
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def ensure(name: str, report: Report, *, force: bool = False) -> Path:
+    """Return the folder of a verified image of recipe ``name``, building it if needed."""
+    target = image_path(name)
+    with _build_lock(target.parent):
+        if (target / MANIFEST).exists() and not force:
+            return target
+        free = shutil.disk_usage(target.parent).free
+        if free < BUILD_SPACE:
+            raise HostError(
+                f"building an image needs {BUILD_SPACE >> 30} GiB free in {target.parent}, "
+                f"only {free / (1 << 30):.1f} GiB are",
+                fix="free some disk space, or point MOORAGE_CACHE at a bigger disk",
+            )
+        work = target.parent / f".build-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        out = work / "image"
+        out.mkdir(parents=True)
+        try:
+            manifest = recipe(name).build(work, out, report)
+            (out / MANIFEST).write_text(manifest.to_json())
+            verify(out, full=True)
+            if target.exists():
+                shutil.rmtree(target)
+            os.replace(out, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        for old in target.parent.iterdir():
+            if old.is_dir() and old != target and not old.name.startswith("."):
+                shutil.rmtree(old, ignore_errors=True)
+        report(f"image ready: {target}")
+        return target
