@@ -26,10 +26,12 @@ from moorage.vm.image.recipe import (
 INFO = RecipeInfo(
     name="debian",
     release="trixie",
-    revision=1,
+    revision=2,
+    # docker-cli and curl are for people in `moorage shell` and for the benchmarks
+    # that measure the engine from inside the guest.
     packages=(
-        "linux-image-cloud-amd64", "busybox", "docker.io", "openssh-server",
-        "iproute2", "iptables", "kmod", "e2fsprogs", "ca-certificates", "procps",
+        "linux-image-cloud-amd64", "busybox", "docker.io", "docker-cli", "openssh-server",
+        "iproute2", "iptables", "kmod", "e2fsprogs", "ca-certificates", "procps", "curl",
     ),
     host_tools=("mmdebstrap", "mkfs.ext4"),
     description="Debian 13 (trixie), docker.io 26.1, kernel 6.12 (cloud)",

@@ -1,0 +1,186 @@
+"""A machine's configuration: a schema as data, layered sources, every error at once.
+
+Layers, lowest first (``load`` is the one place that applies them):
+
+1. the defaults in ``OPTIONS``;
+2. the machine's TOML file, ``config_dir/machines/NAME/config.toml``;
+3. overrides given on the command line for one start.
+
+``validate`` checks the merged result against the schema and the host
+(memory above host RAM, more CPUs than the host has, a disk smaller than it
+already is, an unknown key) and reports every problem in one ``ConfigError``,
+each naming the key, the bad value and what is allowed. Changes take effect
+on the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from moorage.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What validation needs to know about the host; tests pass their own."""
+
+    cpus: int
+    memory_mib: int
+    disk_bytes: int | None = None
+    """The data disk's current size, if it exists."""
+
+    @classmethod
+    def read(cls, data_disk: Path | None = None) -> HostFacts:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        disk = None
+        if data_disk is not None and data_disk.exists():
+            disk = data_disk.stat().st_size
+        return cls(cpus=os.cpu_count() or 1, memory_mib=pages >> 20, disk_bytes=disk)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key of the schema. ``check`` returns a problem ("must be ...") or None."""
+
+    key: str
+    kind: type
+    default: Callable[[HostFacts], Any]
+    description: str
+    check: Callable[[Any, HostFacts], str | None] = lambda _v, _h: None
+
+
+def _one_of(*allowed: str) -> Callable[[Any, HostFacts], str | None]:
+    def check(value: Any, _host: HostFacts) -> str | None:
+        return None if value in allowed else f"allowed: {', '.join(repr(a) for a in allowed)}"
+
+    return check
+
+
+def _cpus(value: int, host: HostFacts) -> str | None:
+    if value < 1 or value > host.cpus:
+        return f"allowed: 1 to {host.cpus} (the host's CPU count)"
+    return None
+
+
+def _memory(value: float, host: HostFacts) -> str | None:
+    most = host.memory_mib / 1024
+    if value < 0.5 or value * 1024 > host.memory_mib:
+        return f"allowed: 0.5 to {most:.1f} GiB (the host's RAM)"
+    return None
+
+
+def _disk(value: int, host: HostFacts) -> str | None:
+    if value < 8 or value > 16384:
+        return "allowed: 8 to 16384 GiB"
+    if host.disk_bytes is not None and value * (1 << 30) < host.disk_bytes:
+        have = host.disk_bytes / (1 << 30)
+        return (
+            f"the disk is already {have:g} GiB and can only grow: use at least {have:g}, "
+            "or `moorage reset` to start over with an empty disk"
+        )
+    return None
+
+
+def _default_driver(_host: HostFacts) -> str:
+    from moorage.vm.drivers import DEFAULT  # noqa: PLC0415 - keeps config import light
+
+    return DEFAULT
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("cpus", int, lambda h: min(2, h.cpus), "Virtual CPUs of the VM.", _cpus),
+    Option("memory_gib", float, lambda _h: 2.0, "Memory of the VM in GiB.", _memory),
+    Option("disk_gib", int, lambda _h: 64,
+           "Size of the sparse data disk in GiB. It can grow, never shrink.", _disk),
+    Option("driver", str, _default_driver, "Hypervisor backend: 'libvirt' or 'qemu'.",
+           _one_of("libvirt", "qemu")),
+    Option("image", str, lambda _h: "debian", "Guest image recipe: 'debian' or 'alpine'.",
+           _one_of("debian", "alpine")),
+    Option("accel", str, lambda _h: "auto",
+           "'auto' probes KVM and falls back to TCG; 'kvm' requires KVM; 'tcg' never tries it.",
+           _one_of("auto", "kvm", "tcg")),
+    Option("engine", dict, lambda _h: {},
+           "Extra dockerd settings (daemon.json keys), e.g. engine.debug = true."),
+)
+BY_KEY = {o.key: o for o in OPTIONS}
+
+
+@dataclass(frozen=True)
+class MachineConfig:
+    cpus: int
+    memory_gib: float
+    disk_gib: int
+    driver: str
+    image: str
+    accel: str
+    engine: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def memory_mib(self) -> int:
+        return int(self.memory_gib * 1024)
+
+
+def _type_ok(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def validate(raw: Mapping[str, Any], host: HostFacts, source: str) -> MachineConfig:
+    """Merge ``raw`` over the defaults and check it all; raise one ConfigError listing each problem."""
+    problems: list[str] = []
+    for key in raw:
+        if key not in BY_KEY:
+            problems.append(f"unknown key {key!r}; known keys: {', '.join(BY_KEY)}")
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = raw.get(option.key, option.default(host))
+        if not _type_ok(value, option.kind):
+            problems.append(
+                f"{option.key} = {value!r} has the wrong type: expected {option.kind.__name__}"
+            )
+            continue
+        if problem := option.check(value, host):
+            problems.append(f"{option.key} = {value!r} is not allowed; {problem}")
+        values[option.key] = float(value) if option.kind is float else value
+    if problems:
+        raise ConfigError(source, problems)
+    return MachineConfig(**values)
+
+
+def read_file(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from exc
+
+
+def load(path: Path, host: HostFacts, overrides: Mapping[str, Any] | None = None) -> MachineConfig:
+    """Defaults < file < overrides, validated together."""
+    raw = {**read_file(path), **(overrides or {})}
+    return validate(raw, host, str(path))
+
+
+def template(host: HostFacts) -> str:
+    """A commented config file showing every option at its default."""
+    lines = ["# moorage machine config. Changes apply on the next `moorage restart`.", ""]
+    for option in OPTIONS:
+        if option.kind is dict:
+            continue
+        lines.append(f"# {option.description}")
+        value = option.default(host)
+        shown = f'"{value}"' if isinstance(value, str) else value
+        lines.append(f"# {option.key} = {shown}")
+        lines.append("")
+    lines += ["# Extra dockerd settings:", "# [engine]", "# debug = true", ""]
+    return "\n".join(lines)
