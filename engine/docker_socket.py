@@ -14,7 +14,6 @@ around it is 0700 as well.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import os
 import signal
@@ -27,12 +26,6 @@ from moorage.engine.ssh import GuestAddress, openssh_args
 from moorage.errors import EngineError, HostError
 
 GUEST_SOCKET = "/var/run/docker.sock"
-
-
-def _die_with_parent() -> None:
-    """Linux: end ssh when the agent dies, so a killed agent leaves no orphan holding the socket."""
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def socket_in_use(path: Path) -> bool:
@@ -66,7 +59,24 @@ class SocketForwarder:
     def __init__(self, addr: GuestAddress, host_socket: Path) -> None:
         self.addr = addr
         self.host_socket = host_socket
+        # The ssh pid is recorded so that an agent that was killed -9 and started
+        # again ends the orphan still holding the socket before making its own.
+        self.pid_file = host_socket.with_suffix(".ssh.pid")
         self._proc: subprocess.Popen[bytes] | None = None
+
+    def _end_orphan(self) -> None:
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if str(self.host_socket).encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
 
     def argv(self) -> list[str]:
         return [
@@ -82,14 +92,15 @@ class SocketForwarder:
 
     def start(self, timeout: float = 20) -> None:
         self.stop()
+        self._end_orphan()
         claim_socket_path(self.host_socket)
         self._proc = subprocess.Popen(
             self.argv(),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - only sets a signal, no locks
         )
+        self.pid_file.write_text(f"{self._proc.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
@@ -116,5 +127,6 @@ class SocketForwarder:
             if self._proc.stderr:
                 self._proc.stderr.close()
             self._proc = None
+            self.pid_file.unlink(missing_ok=True)
         if self.host_socket.exists() and not socket_in_use(self.host_socket):
             self.host_socket.unlink(missing_ok=True)

@@ -1,0 +1,65 @@
+"""``python -m moorage.agent NAME``: the host agent process of machine NAME."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+from moorage.agent.machine import MachineAgent
+from moorage.agent.server import serve
+from moorage.paths import MachinePaths, check_machine_name, private_dir
+
+
+def main(argv: list[str]) -> int:
+    name = check_machine_name(argv[1] if len(argv) > 1 else "default")
+    paths = MachinePaths(name)
+    private_dir(paths.run)
+    private_dir(paths.state)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    log = logging.getLogger("moorage.agent")
+
+    # One agent per machine: the pid file is also the lock.
+    pid_file = os.open(paths.agent_pid, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(pid_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.error("another agent already runs machine %r", name)
+        return 1
+    os.ftruncate(pid_file, 0)
+    os.write(pid_file, f"{os.getpid()}\n".encode())
+
+    agent = MachineAgent(name)
+    server = serve(agent, paths.agent_socket)
+    log.info("agent %d serving %s", os.getpid(), paths.agent_socket)
+
+    def on_term(_sig: int, _frame: FrameType | None) -> None:
+        # The host is going down or someone asked us to end: take the VM down cleanly.
+        threading.Thread(target=agent.stop, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    health = threading.Thread(target=agent.health_loop, name="health", daemon=True)
+    health.start()
+    agent.exit_requested.wait()
+    server.shutdown()
+    server.server_close()
+    paths.agent_socket.unlink(missing_ok=True)
+    log.info("agent exiting")
+    os.ftruncate(pid_file, 0)
+    os.close(pid_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,455 @@
+"""What the host agent does with its machine: start (or adopt), watch, stop.
+
+Start is a chain of labelled steps (colima's ``cli/chain.go``): image, vm,
+kernel, engine, forwarders, each announced as an event, so the CLI and the
+tray show progress without knowing what a step does. A VM that is already
+running (the agent was killed and restarted) is adopted instead of booted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import docker
+
+from moorage import config as config_mod
+from moorage.agent.events import PHASES, Event, Kind, State, Status
+from moorage.engine import context
+from moorage.engine.docker_socket import SocketForwarder
+from moorage.engine.ssh import Guest, GuestAddress, write_known_hosts
+from moorage.errors import EngineError, MachineError, MoorageError
+from moorage.paths import MachinePaths, private_dir, runtime_dir
+from moorage.vm import accel as accel_mod
+from moorage.vm import disks, drivers, provision
+from moorage.vm.driver import Driver, VMState
+from moorage.vm.image import manifest as manifest_mod
+from moorage.vm.image import store
+from moorage.vm.spec import machine_spec
+
+log = logging.getLogger("moorage.agent")
+
+KERNEL_TIMEOUT = 300.0
+ENGINE_TIMEOUT = 300.0
+STOP_TIMEOUT = 60.0
+HEALTH_INTERVAL = 2.0
+PING_EVERY = 15.0
+CLOCK_EVERY = 60.0
+CLOCK_DRIFT = 1.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EventLog:
+    """Every event of this agent's life, for clients that subscribe late."""
+
+    def __init__(self, keep: int = 1000) -> None:
+        self._events: list[Event] = []
+        self._next = 1
+        self._keep = keep
+        self._cond = threading.Condition()
+
+    def emit(self, kind: Kind, message: str, **fields: Any) -> Event:
+        with self._cond:
+            event = Event(id=self._next, kind=kind, message=message, **fields)
+            self._next += 1
+            self._events = [*self._events[-(self._keep - 1):], event]
+            self._cond.notify_all()
+        log.info("%s %s %s", kind, fields.get("phase") or fields.get("state") or "", message)
+        return event
+
+    @property
+    def last_id(self) -> int:
+        with self._cond:
+            return self._next - 1
+
+    def after(self, since: int, timeout: float) -> list[Event]:
+        """Events with id > since, waiting up to ``timeout`` for the first one."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._next - 1 > since, timeout)
+            return [e for e in self._events if e.id > since]
+
+
+class MachineAgent:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.paths = MachinePaths(name)
+        self.events = EventLog()
+        self.status = Status(machine=name, agent_pid=os.getpid())
+        self._lock = threading.Lock()
+        self._busy = threading.Lock()
+        self._driver: Driver | None = None
+        self._guest: Guest | None = None
+        self._forwarder: SocketForwarder | None = None
+        self._stopping = False
+        self.exit_requested = threading.Event()
+
+    # ----- state -------------------------------------------------------
+
+    def _set(self, state: State, message: str, **changes: Any) -> None:
+        with self._lock:
+            self.status.state = state
+            for key, value in changes.items():
+                setattr(self.status, key, value)
+        self.events.emit("state", message, state=state)
+
+    def snapshot(self) -> Status:
+        with self._lock:
+            return Status.from_json(self.status.to_json())
+
+    # ----- start -------------------------------------------------------
+
+    def request_start(self) -> int:
+        """Begin a start in the background unless one runs or the machine is up.
+
+        Returns the id of the last event before the start, for clients to follow.
+        """
+        since = self.events.last_id
+        if self.status.state in ("running", "degraded", "starting", "stopping"):
+            if self.status.state in ("running", "degraded"):
+                self.events.emit("ready", "already running")
+            return since
+        self._stopping = False
+        self._set("starting", "starting", error=None, warnings=[], phase_seconds={})
+        threading.Thread(target=self._start, name="start", daemon=True).start()
+        return since
+
+    def _start(self) -> None:
+        with self._busy:
+            try:
+                self._start_chain()
+            except MoorageError as exc:
+                self._fail(str(exc))
+            except Exception as exc:
+                log.exception("start failed")
+                self._fail(f"unexpected error: {exc!r}")
+
+    def _fail(self, message: str) -> None:
+        if self._forwarder:
+            self._forwarder.stop()
+        vm_running = self._driver is not None and self._driver.state(self.name) is VMState.RUNNING
+        self.events.emit("error", message, phase=self.status.phase)
+        self._set("degraded" if vm_running else "stopped", "start failed", error=message, phase=None)
+
+    def _phase(self, name: str, message: str) -> float:
+        with self._lock:
+            self.status.phase = name
+        self.events.emit("phase", message, phase=name)
+        return time.monotonic()
+
+    def _done(self, name: str, started: float) -> None:
+        with self._lock:
+            self.status.phase_seconds[name] = round(time.monotonic() - started, 2)
+
+    def _progress(self, line: str) -> None:
+        self.events.emit("progress", line, phase=self.status.phase)
+
+    def _warn(self, message: str) -> None:
+        with self._lock:
+            self.status.warnings.append(message)
+        self.events.emit("warning", message)
+
+    def _start_chain(self) -> None:
+        paths = self.paths
+        host = config_mod.HostFacts.read(paths.data_disk)
+        cfg = config_mod.load(paths.config_file, host)
+        driver = drivers.get(cfg.driver)
+        self._driver = driver
+        with self._lock:
+            self.status.driver = cfg.driver
+            self.status.cpus, self.status.memory_gib = cfg.cpus, cfg.memory_gib
+            self.status.disk_gib = cfg.disk_gib
+        driver.check_host()
+
+        t = self._phase("image", f"guest image ({cfg.image})")
+        image_dir = store.ensure(cfg.image, self._progress)
+        manifest = manifest_mod.verify(image_dir)
+        with self._lock:
+            self.status.image = f"{manifest.recipe} {manifest.version}"
+            self.status.engine_version = manifest.engine_version.split("+")[0]
+        self._done("image", t)
+
+        runtime = self._read_runtime()
+        adopt = driver.state(self.name) is VMState.RUNNING and runtime is not None
+        t = self._phase("vm", "adopting the running VM" if adopt else "booting the VM")
+        if adopt:
+            assert runtime is not None
+            ssh_port = int(runtime["ssh_port"])
+            with self._lock:
+                self.status.accel = runtime.get("accel")
+                self.status.accel_reason = runtime.get("accel_reason")
+        else:
+            if driver.state(self.name) is VMState.RUNNING:
+                # Running but with no record of its ports: it cannot be reached; restart it.
+                driver.kill(self.name)
+            qemu = accel_mod.find_qemu() or "qemu-system-x86_64"
+            choice = accel_mod.choose(
+                qemu, image_dir / manifest.kernel, runtime_dir() / "accel.json", want=cfg.accel
+            )
+            if cfg.accel == "kvm" and choice.accel != "kvm":
+                raise MachineError(
+                    f"accel = \"kvm\" is configured but KVM is not usable: {choice.reason}",
+                    fix="set accel = \"auto\" to fall back to TCG, or fix KVM on this host",
+                )
+            with self._lock:
+                self.status.accel, self.status.accel_reason = choice.accel, choice.reason
+            if choice.warning:
+                self._warn(choice.warning)
+            self._progress(f"accelerator: {choice.accel} ({choice.reason})")
+            ssh_port = self._prepare_and_boot(cfg, image_dir, manifest, choice.accel, driver)
+        vm_pid = driver.pid(self.name)
+        with self._lock:
+            self.status.ssh_port, self.status.vm_pid = ssh_port, vm_pid
+        self._write_runtime(ssh_port, vm_pid)
+        self._done("vm", t)
+
+        t = self._phase("kernel", "waiting for the guest to boot")
+        if not adopt:
+            self._wait_kernel(driver)
+        self._done("kernel", t)
+
+        t = self._phase("engine", "waiting for dockerd in the guest")
+        addr = GuestAddress(self.name, ssh_port, paths.ssh_key, paths.known_hosts)
+        self._guest = Guest(addr)
+        self._guest.wait(time.monotonic() + ENGINE_TIMEOUT)
+        self._wait_guest_engine(self._guest)
+        self._done("engine", t)
+
+        t = self._phase("forwarders", "forwarding the Docker socket to the host")
+        private_dir(paths.run)
+        self._forwarder = SocketForwarder(addr, paths.docker_socket)
+        self._forwarder.start()
+        client = docker.DockerClient(base_url=f"unix://{paths.docker_socket}", timeout=30)
+        try:
+            version = client.version().get("Version", "?")
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"the engine does not answer through {paths.docker_socket}: {exc}") from exc
+        finally:
+            client.close()
+        try:
+            if context.ensure(self.name, paths.docker_socket):
+                self._progress(f"docker context {context.context_name(self.name)!r} is set up")
+        except EngineError as exc:
+            self._warn(str(exc))
+        self._done("forwarders", t)
+        self._sync_clock()
+        self._set(
+            "running", "ready", phase=None, engine_version=version,
+            docker_socket=str(paths.docker_socket),
+        )
+        self.events.emit("ready", f"ready: docker engine {version} at {paths.docker_socket}")
+
+    def _prepare_and_boot(
+        self,
+        cfg: config_mod.MachineConfig,
+        image_dir: Path,
+        manifest: manifest_mod.Manifest,
+        accel: Any,
+        driver: Driver,
+    ) -> int:
+        paths = self.paths
+        private_dir(paths.state)
+        private_dir(paths.run)
+        disks.ensure_data_disk(paths.data_disk, cfg.disk_gib)
+        user_key = provision.ensure_keypair(paths.ssh_key, f"moorage-host@{self.name}")
+        host_key = provision.ensure_keypair(paths.guest_host_key, f"moorage-guest@{self.name}")
+        write_known_hosts(paths.known_hosts, f"moorage-{self.name}", host_key.public_line())
+        ssh_port = free_port()
+        spec = machine_spec(
+            name=self.name, cpus=cfg.cpus, memory_mib=cfg.memory_mib, image_dir=image_dir,
+            manifest=manifest, data_disk=paths.data_disk, config_disk=paths.config_disk,
+            serial_log=paths.serial_log, run_dir=paths.run, accel=accel, ssh_port=ssh_port,
+            uid=os.getuid(), gid=os.getgid(),
+        )
+        provision.write_config_disk(
+            paths.config_disk,
+            provision.config_files(
+                machine=self.name, hostname=f"moorage-{self.name}",
+                authorized_key=user_key.public_line(), host_key=host_key,
+                nics=spec.nics, engine=cfg.engine,
+            ),
+        )
+        paths.serial_log.unlink(missing_ok=True)
+        driver.start(spec)
+        return ssh_port
+
+    def _wait_kernel(self, driver: Driver) -> None:
+        deadline = time.monotonic() + KERNEL_TIMEOUT
+        seen = 0
+        while time.monotonic() < deadline:
+            if driver.state(self.name) is not VMState.RUNNING:
+                raise MachineError(
+                    f"the VM stopped while booting; see {self.paths.serial_log}",
+                    fix="`moorage logs` shows the console",
+                )
+            try:
+                lines = self.paths.serial_log.read_text(errors="replace").splitlines()
+            except FileNotFoundError:
+                lines = []
+            for line in lines[seen:]:
+                if line.startswith("moorage: error"):
+                    raise MachineError(f"the guest failed to boot: {line.removeprefix('moorage: ')}")
+                if line.startswith("moorage: "):
+                    self._progress(line.removeprefix("moorage: "))
+                if line.startswith("moorage: boot done"):
+                    return
+            seen = max(seen, len(lines))
+            time.sleep(0.2)
+        raise MachineError(
+            f"the guest did not finish booting in {KERNEL_TIMEOUT:.0f}s; see {self.paths.serial_log}"
+        )
+
+    def _wait_guest_engine(self, guest: Guest) -> None:
+        deadline = time.monotonic() + ENGINE_TIMEOUT
+        probe = "curl -sf --max-time 5 --unix-socket /var/run/docker.sock http://docker/_ping"
+        while time.monotonic() < deadline:
+            rc, out = guest.run(probe, timeout=15)
+            if rc == 0 and out.strip() == "OK":
+                return
+            time.sleep(0.5)
+        raise EngineError(
+            f"dockerd in the guest did not answer in {ENGINE_TIMEOUT:.0f}s",
+            fix="`moorage logs --engine` shows dockerd's log",
+        )
+
+    # ----- runtime record ---------------------------------------------
+
+    def _read_runtime(self) -> dict[str, Any] | None:
+        try:
+            data: dict[str, Any] = json.loads(self.paths.ports_file.read_text())
+            return data
+        except (OSError, ValueError):
+            return None
+
+    def _write_runtime(self, ssh_port: int, vm_pid: int | None) -> None:
+        record = {
+            "ssh_port": ssh_port, "vm_pid": vm_pid, "driver": self.status.driver,
+            "accel": self.status.accel, "accel_reason": self.status.accel_reason,
+        }
+        self.paths.ports_file.write_text(json.dumps(record))
+
+    # ----- health ------------------------------------------------------
+
+    def health_loop(self) -> None:
+        last_ping = last_clock = prev_mono = time.monotonic()
+        prev_wall = time.time()
+        while not self.exit_requested.wait(HEALTH_INTERVAL):
+            try:
+                now, wall = time.monotonic(), time.time()
+                # The monotonic clock stops while the host sleeps and the wall clock does
+                # not: a gap between them means the guest's clock fell behind too.
+                jumped = abs((wall - prev_wall) - (now - prev_mono)) > 5
+                prev_mono, prev_wall = now, wall
+                if self.status.state not in ("running", "degraded") or self._busy.locked():
+                    continue
+                self._check_vm()
+                if self.status.state not in ("running", "degraded"):
+                    continue
+                if self._forwarder is not None and not self._forwarder.alive():
+                    self._warn("the Docker socket forward died; restarting it")
+                    self._forwarder.start()
+                if now - last_ping >= PING_EVERY:
+                    last_ping = now
+                    self._check_engine()
+                if jumped or now - last_clock >= CLOCK_EVERY:
+                    last_clock = now
+                    self._sync_clock()
+            except MoorageError as exc:
+                log.warning("health check: %s", exc)
+            except Exception:
+                log.exception("health check failed")
+
+    def _check_vm(self) -> None:
+        assert self._driver is not None
+        if self._driver.state(self.name) is VMState.RUNNING or self._stopping:
+            return
+        if self._forwarder:
+            self._forwarder.stop()
+        if self._guest:
+            self._guest.close()
+        self.paths.ports_file.unlink(missing_ok=True)
+        message = "the VM stopped unexpectedly (killed or crashed); `moorage start` boots it again"
+        self.events.emit("error", message)
+        self._set("crashed", message, vm_pid=None, error=message)
+
+    def _check_engine(self) -> None:
+        client = docker.DockerClient(base_url=f"unix://{self.paths.docker_socket}", timeout=10)
+        try:
+            client.ping()
+            healthy = True
+        except docker.errors.DockerException:
+            healthy = False
+        finally:
+            client.close()
+        if healthy and self.status.state == "degraded":
+            self._set("running", "the engine answers again", error=None)
+        elif not healthy and self.status.state == "running":
+            self._set("degraded", "the engine does not answer", error="the engine does not answer")
+
+    def _sync_clock(self) -> None:
+        """Set the guest clock from the host's when they drift apart (after host sleep)."""
+        if self._guest is None:
+            return
+        rc, out = self._guest.run("date +%s.%N", timeout=10)
+        if rc != 0:
+            return
+        try:
+            drift = float(out.strip()) - time.time()
+        except ValueError:
+            return
+        if abs(drift) > CLOCK_DRIFT:
+            self._guest.run(f"date -u -s @{time.time():.3f} >/dev/null", timeout=10)
+            self.events.emit("progress", f"guest clock was {drift:+.1f}s off; set from the host")
+
+    # ----- stop --------------------------------------------------------
+
+    def stop(self, then_exit: bool = True) -> None:
+        with self._busy:
+            self._stopping = True
+            self._set("stopping", "stopping")
+            driver = self._driver or drivers.get(self._configured_driver())
+            if driver.state(self.name) is VMState.RUNNING:
+                self._poweroff(driver)
+            if self._forwarder:
+                self._forwarder.stop()
+            if self._guest:
+                self._guest.close()
+            self.paths.ports_file.unlink(missing_ok=True)
+            self._set("stopped", "stopped", vm_pid=None, phase=None)
+        if then_exit:
+            self.exit_requested.set()
+
+    def _configured_driver(self) -> str:
+        try:
+            return config_mod.read_file(self.paths.config_file).get("driver", drivers.DEFAULT)
+        except MoorageError:
+            return drivers.DEFAULT
+
+    def _poweroff(self, driver: Driver) -> None:
+        runtime = self._read_runtime()
+        if self._guest is None and runtime is not None:
+            addr = GuestAddress(self.name, int(runtime["ssh_port"]), self.paths.ssh_key,
+                                self.paths.known_hosts)
+            self._guest = Guest(addr)
+        if self._guest is not None:
+            try:
+                self._guest.run("busybox poweroff", timeout=10)
+            except EngineError as exc:
+                log.warning("graceful poweroff failed: %s", exc)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while driver.state(self.name) is VMState.RUNNING and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if driver.state(self.name) is VMState.RUNNING:
+            self._warn(f"the guest did not power off in {STOP_TIMEOUT:.0f}s; stopping it hard")
+            driver.kill(self.name)
+
