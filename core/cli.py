@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -26,8 +27,8 @@ from moorage.agent.events import Status
 from moorage.errors import AgentError, MoorageError
 from moorage.paths import MachinePaths, check_machine_name
 
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -367,3 +368,43 @@ def config_show(machine: str) -> None:
     console.print(f"# {paths.config_file}")
     for key, value in cfg.__dict__.items():
         console.print(f"{key} = {value!r}")
+
+
+@main.command()
+@machine_option
+@click.option("--kvm", "kvm_only", is_flag=True,
+              help="Only probe KVM: exit 0 when a test boot runs under it, 1 when not.")
+@friendly
+def doctor(machine: str, kvm_only: bool) -> None:
+    """Check the host: hypervisor, driver, KVM (with a real test boot), docker CLI."""
+    from moorage.engine import context as ctx  # noqa: PLC0415
+    from moorage.vm import accel, drivers  # noqa: PLC0415
+    from moorage.vm.image import manifest, store  # noqa: PLC0415
+
+    name = check_machine_name(machine)
+    qemu = accel.find_qemu()
+    kernel = None
+    try:
+        image_dir = store.image_path(store.DEFAULT_RECIPE)
+        kernel = image_dir / manifest.load(image_dir).kernel
+    except MoorageError:
+        pass
+    if qemu is None or kernel is None:
+        choice = accel.AccelChoice("tcg", "no QEMU or no guest image yet to test-boot")
+    else:
+        choice = accel.probe_kvm(qemu, kernel)
+    if kvm_only:
+        console.print(f"{choice.accel}: {choice.reason}")
+        sys.exit(0 if choice.accel == "kvm" else 1)
+    ok = "[green]ok[/green]"
+    console.print(f"qemu:    {qemu or '[red]missing[/red] (sudo apt-get install qemu-system-x86)'}")
+    console.print(f"kvm:     {choice.accel} ({choice.reason})")
+    cfg = config_mod.load(MachinePaths(name).config_file, config_mod.HostFacts.read())
+    try:
+        drivers.get(cfg.driver).check_host()
+        console.print(f"driver:  {cfg.driver} {ok}")
+    except MoorageError as exc:
+        console.print(f"driver:  {cfg.driver} [red]{exc}[/red]")
+    console.print(f"docker:  {'CLI found' if ctx.available() else '[yellow]no docker CLI on PATH[/yellow]'}")
+    free = shutil.disk_usage(Path.home()).free
+    console.print(f"disk:    {free / (1 << 30):.0f} GiB free")

@@ -280,7 +280,15 @@ class MachineAgent:
             ),
         )
         paths.serial_log.unlink(missing_ok=True)
+        began = time.monotonic()
         driver.start(spec)
+        took = time.monotonic() - began
+        if took > 20 and driver.features.name == "libvirt":
+            self._warn(
+                f"libvirt took {took:.0f}s to start the VM. Where /dev/kvm exists but KVM cannot "
+                "run guests, libvirt 9 re-probes QEMU on every start: run scripts/libvirtd-up "
+                "--kvm-unusable once, or set driver = \"qemu\""
+            )
         return ssh_port
 
     def _wait_kernel(self, driver: Driver) -> None:

@@ -1,0 +1,128 @@
+"""End-to-end tier: a real VM (TCG on CI), the real moorage CLI, docker CLI and SDK.
+
+One machine is booted per test module and shared by the tests that can share it;
+the tests that restart or kill it run last, in file order. Everything made
+lives under a temporary MOORAGE_HOME and is deleted at the end. Built guest
+images are shared through the normal image cache (MOORAGE_CACHE), so that
+`scripts/test` builds the image once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import pytest
+
+from moorage.paths import cache_dir
+
+BUSYBOX = Path("/bin/busybox")
+TEST_IMAGE = "moorage-test/busybox:latest"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+@dataclass
+class Machine:
+    name: str
+    env: dict[str, str]
+    socket: Path
+
+    def moorage(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            ["moorage", *args, *([] if args[0] == "image" else ["--machine", self.name])],
+            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"moorage {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def docker(self, *args: str, input: bytes | None = None, timeout: float = 600,
+               check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        proc = subprocess.run(
+            ["docker", *args], env={**self.env, "DOCKER_HOST": f"unix://{self.socket}"},
+            input=input, capture_output=True, timeout=timeout, check=False,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} failed:\n{proc.stderr.decode()}")
+        return proc
+
+    def status(self) -> dict[str, object]:
+        data: dict[str, object] = json.loads(self.moorage("status", "--json").stdout)
+        return data
+
+    def client(self) -> docker.DockerClient:
+        return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=600)
+
+
+def busybox_tar(extra: dict[str, Path] | None = None) -> bytes:
+    """A root tree from Debian's busybox-static, the same way field notes make test images."""
+    if not BUSYBOX.exists():
+        pytest.fail("busybox-static is not installed (scripts/install-deps installs it)")
+    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("bin", "etc", "tmp", "root"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(BUSYBOX, "bin/busybox")
+        for applet in applets.stdout.split():
+            if applet != "busybox":
+                info = tarfile.TarInfo(f"bin/{applet}")
+                info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(info)
+        passwd = b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/sh\n"
+        info = tarfile.TarInfo("etc/passwd")
+        info.size = len(passwd)
+        tar.addfile(info, io.BytesIO(passwd))
+        for name, path in (extra or {}).items():
+            tar.add(path, name)
+    return buf.getvalue()
+
+
+def _start(name: str, home: Path, driver: str | None = None) -> Machine:
+    env = {**os.environ, "MOORAGE_HOME": str(home), "MOORAGE_CACHE": str(cache_dir())}
+    env.pop("DOCKER_HOST", None)
+    config = home / "config" / "machines" / name / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("cpus = 2\nmemory_gib = 2\n" + (f'driver = "{driver}"\n' if driver else ""))
+    m = Machine(name, env, home / "run" / name / "docker.sock")
+    started = time.monotonic()
+    proc = m.moorage("start", check=False)
+    print(f"moorage start ({driver or 'default driver'}) took {time.monotonic() - started:.0f}s")
+    assert proc.returncode == 0, f"start failed:\n{proc.stdout}\n{proc.stderr}"
+    return m
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+    home = Path(f"/tmp/moorage-e2e-{os.getpid()}")
+    m = _start("e2e", home)
+    try:
+        m.docker("import", "-c", 'CMD ["/bin/sh"]', "-", TEST_IMAGE, input=busybox_tar())
+        yield m
+    finally:
+        m.moorage("delete", "--yes", check=False, timeout=300)
+        subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+@pytest.fixture
+def fresh_home() -> Iterator[Path]:
+    home = Path(f"/tmp/moorage-e2e-x{os.getpid()}-{time.monotonic_ns() % 100000}")
+    try:
+        yield home
+    finally:
+        subprocess.run(["rm", "-rf", str(home)], check=False)

@@ -1,0 +1,215 @@
+"""The machine, end to end: one shared VM; the tests that restart or kill it come last."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pty
+import select
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .conftest import TEST_IMAGE, Machine, busybox_tar
+
+
+def test_status_names_state_accel_resources_engine_and_socket(machine: Machine) -> None:
+    st = machine.status()
+    assert st["state"] == "running"
+    assert st["accel"] in ("kvm", "tcg")
+    assert (st["cpus"], st["memory_gib"], st["disk_gib"]) == (2, 2.0, 64)
+    assert str(st["engine_version"]).startswith("26.")
+    assert st["docker_socket"] == str(machine.socket)
+    text = machine.moorage("status").stdout
+    for word in ("running", "accel:", "2 CPUs", "docker 26.", str(machine.socket)):
+        assert word in text
+
+
+def test_sockets_are_private_to_the_user(machine: Machine) -> None:
+    for path in (machine.socket, machine.socket.with_name("agent.sock")):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    assert machine.socket.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_docker_cli_and_sdk_reach_the_guest_engine(machine: Machine) -> None:
+    out = machine.docker("version", "--format", "{{.Server.Version}} {{.Server.Os}}").stdout.decode()
+    assert out.startswith("26.") and "linux" in out
+    ctx = machine.docker("--context", "moorage-e2e", "info", "--format", "{{.Name}}").stdout
+    assert ctx.decode().strip() == "moorage-e2e"
+    info = machine.client().info()
+    assert info["Name"] == "moorage-e2e"
+    env = machine.moorage("docker-env").stdout
+    assert env.strip() == f"export DOCKER_HOST=unix://{machine.socket}"
+
+
+def test_docker_run(machine: Machine) -> None:
+    out = machine.docker("run", "--rm", TEST_IMAGE, "sh", "-c", "echo hello-$((6*7)); uname -r")
+    lines = out.stdout.decode().split()
+    assert lines[0] == "hello-42"
+    assert lines[1].startswith("6.")
+
+
+def test_docker_run_it_in_a_terminal(machine: Machine) -> None:
+    env = {**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"}
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execvpe("docker", ["docker", "run", "--rm", "-it", TEST_IMAGE, "sh"], env)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 1)
+            if ready:
+                try:
+                    seen += os.read(fd, 4096)
+                except OSError:
+                    break
+        assert marker in seen, seen[-500:]
+
+    read_until(b"# ", 120)
+    os.write(fd, b"echo tty-$((40+2)); tty\r")
+    read_until(b"tty-42", 60)
+    read_until(b"/dev/pts/", 30)
+    os.write(fd, b"exit\r")
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_docker_build_uploads_the_context_exactly(machine: Machine, tmp_path: Path) -> None:
+    payload = os.urandom(20 << 20)
+    (tmp_path / "payload").write_bytes(payload)
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {TEST_IMAGE}\nCOPY payload /payload\nRUN sha256sum /payload > /payload.sha256\n"
+    )
+    machine.docker("build", "-q", "-t", "moorage-test/built", str(tmp_path), timeout=900)
+    out = machine.docker("run", "--rm", "moorage-test/built", "cat", "/payload.sha256").stdout
+    assert out.decode().split()[0] == hashlib.sha256(payload).hexdigest()
+
+
+def test_exec_stdin_and_stdout_are_byte_exact(machine: Machine) -> None:
+    machine.docker("run", "-d", "--name", "exec-target", TEST_IMAGE, "sleep", "600")
+    try:
+        data = os.urandom(4 << 20)
+        out = machine.docker("exec", "-i", "exec-target", "cat", input=data).stdout
+        assert hashlib.sha256(out).hexdigest() == hashlib.sha256(data).hexdigest()
+    finally:
+        machine.docker("rm", "-f", "exec-target")
+
+
+def test_attach_and_logs_follow_stream_every_line_in_order(machine: Machine) -> None:
+    script = "i=0; while [ $i -lt 8 ]; do echo line-$i; i=$((i+1)); sleep 0.5; done"
+    cid = machine.docker("run", "-d", TEST_IMAGE, "sh", "-c", f"sleep 3; {script}").stdout.decode().strip()
+    try:
+        attached = subprocess.Popen(
+            ["docker", "attach", "--no-stdin", cid],
+            env={**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"},
+            stdout=subprocess.PIPE,
+        )
+        follow = machine.docker("logs", "-f", cid, timeout=120).stdout.decode().split()
+        out, _ = attached.communicate(timeout=120)
+        want = [f"line-{i}" for i in range(8)]
+        assert follow == want
+        assert out.decode().split() == want
+    finally:
+        machine.docker("rm", "-f", cid)
+
+
+def test_save_and_load_of_a_500mb_image_round_trip_byte_for_byte(machine: Machine, tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    digest = hashlib.sha256()
+    with big.open("wb") as f:
+        for _ in range(500):
+            chunk = os.urandom(1 << 20)
+            digest.update(chunk)
+            f.write(chunk)
+    machine.docker("import", "-", "moorage-test/big", input=busybox_tar({"big": big}), timeout=900)
+    big.unlink()
+    first = tmp_path / "first.tar"
+    with first.open("wb") as f:
+        subprocess.run(["docker", "save", "moorage-test/big"], stdout=f, check=True,
+                       env={**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"}, timeout=900)
+    machine.docker("rmi", "moorage-test/big")
+    with first.open("rb") as f:
+        subprocess.run(["docker", "load", "-q"], stdin=f, check=True, capture_output=True,
+                       env={**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"}, timeout=900)
+    api = machine.client().api
+    cid = api.create_container("moorage-test/big", "true")["Id"]
+    try:
+        copy = hashlib.sha256()
+        stream, _stat = api.get_archive(cid, "/big")
+        import tarfile
+        import io
+
+        archive = io.BytesIO(b"".join(stream))
+        with tarfile.open(fileobj=archive) as tar:
+            member = tar.extractfile("big")
+            assert member is not None
+            while chunk := member.read(1 << 20):
+                copy.update(chunk)
+        assert copy.hexdigest() == digest.hexdigest()
+    finally:
+        api.remove_container(cid, force=True)
+        machine.docker("rmi", "moorage-test/big")
+
+
+def test_start_is_idempotent(machine: Machine) -> None:
+    started = time.monotonic()
+    out = machine.moorage("start").stdout
+    assert "already running" in out
+    assert time.monotonic() - started < 30
+
+
+# ----- the tests below restart or kill the shared machine ---------------------
+
+
+def test_volume_survives_restart(machine: Machine) -> None:
+    machine.docker("volume", "create", "keep")
+    machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sh", "-c", "echo restart-ok > /data/f")
+    machine.moorage("restart")
+    out = machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "cat", "/data/f").stdout
+    assert out.decode().strip() == "restart-ok"
+
+
+def _wait_state(machine: Machine, want: str, timeout: float = 60) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = machine.status()
+        if st["state"] == want:
+            return st
+        time.sleep(0.5)
+    raise AssertionError(f"state never became {want!r}: {st}")
+
+
+def test_hypervisor_killed_with_sigkill_is_reported_and_recovered(machine: Machine) -> None:
+    machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sh", "-c",
+                   "dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && "
+                   "sha256sum /data/blob > /data/blob.sha256 && sync")
+    vm_pid = int(machine.status()["vm_pid"])  # type: ignore[arg-type]
+    os.kill(vm_pid, signal.SIGKILL)
+    st = _wait_state(machine, "crashed")
+    assert "stopped unexpectedly" in str(st["error"])
+    assert "crashed" in machine.moorage("status").stdout
+    machine.moorage("start")
+    out = machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sha256sum", "-c",
+                         "/data/blob.sha256", "-s").returncode
+    assert out == 0
+    images = machine.docker("images", "--format", "{{.Repository}}").stdout.decode().split()
+    assert "moorage-test/busybox" in images and "moorage-test/built" in images
+
+
+def test_host_agent_killed_with_sigkill_is_reported_and_the_vm_adopted(machine: Machine) -> None:
+    st = machine.status()
+    agent_pid, vm_pid = int(st["agent_pid"]), int(st["vm_pid"])  # type: ignore[arg-type]
+    os.kill(agent_pid, signal.SIGKILL)
+    time.sleep(1)
+    text = machine.moorage("status").stdout
+    assert "host agent is not running, but the VM is" in text
+    started = time.monotonic()
+    out = machine.moorage("start").stdout
+    assert "adopting the running VM" in out
+    assert time.monotonic() - started < 90
+    assert int(machine.status()["vm_pid"]) == vm_pid  # type: ignore[arg-type]
+    assert machine.docker("run", "--rm", TEST_IMAGE, "true").returncode == 0

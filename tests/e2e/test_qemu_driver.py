@@ -1,0 +1,20 @@
+"""The plain-QEMU backend boots the same image to a working engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import _start
+
+
+def test_qemu_driver_boots_to_a_working_engine(fresh_home: Path) -> None:
+    m = _start("e2eq", fresh_home, driver="qemu")
+    try:
+        st = m.status()
+        assert st["driver"] == "qemu" and st["state"] == "running"
+        out = m.docker("version", "--format", "{{.Server.Version}}").stdout.decode()
+        assert out.startswith("26.")
+        m.moorage("stop")
+        assert m.status()["state"] == "stopped"
+    finally:
+        m.moorage("delete", "--yes", check=False)

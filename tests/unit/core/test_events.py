@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import threading
+import time
+
+from moorage.agent.events import Event, Status
+from moorage.agent.machine import EventLog
+
+
+def test_late_subscribers_get_history_then_new_events() -> None:
+    log = EventLog()
+    log.emit("phase", "image", phase="image")
+    log.emit("progress", "line", phase="image")
+    assert [e.id for e in log.after(0, 0)] == [1, 2]
+    assert log.after(2, 0.01) == []
+
+    threading.Timer(0.05, lambda: log.emit("ready", "ready")).start()
+    started = time.monotonic()
+    events = log.after(2, 5)
+    assert [e.kind for e in events] == ["ready"]
+    assert time.monotonic() - started < 2
+
+
+def test_history_is_bounded() -> None:
+    log = EventLog(keep=3)
+    for i in range(10):
+        log.emit("progress", str(i))
+    assert [e.message for e in log.after(0, 0)] == ["7", "8", "9"]
+
+
+def test_events_and_status_round_trip_as_json() -> None:
+    event = Event(id=1, kind="state", message="m", state="running")
+    assert Event.from_json(event.to_json()) == event
+    status = Status(machine="default", state="degraded", warnings=["w"], phase_seconds={"vm": 1.0})
+    assert Status.from_json(status.to_json()) == status
