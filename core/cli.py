@@ -51,9 +51,12 @@ def friendly(fn: F) -> F:
 
 def machine_option(fn: F) -> F:
     return click.option(
-        "-m", "--machine", default=lambda: os.environ.get("MOORAGE_MACHINE", "default"),
-        show_default="default", help="Which machine (profile).",
-    )(fn)  # type: ignore[return-value]
+        "-m",
+        "--machine",
+        default=lambda: os.environ.get("MOORAGE_MACHINE", "default"),
+        show_default="default",
+        help="Which machine (profile).",
+    )(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -82,7 +85,9 @@ def _follow(client: AgentClient, since: int, until: Callable[[Status | None, str
                 return False
             elif event.kind == "ready":
                 console.print(f"{elapsed} [green]{event.message}[/green]")
-            if until(None, event.kind) or (event.kind == "state" and until(None, event.state or "")):
+            if until(None, event.kind) or (
+                event.kind == "state" and until(None, event.state or "")
+            ):
                 return True
     return until(None, "gone")
 
@@ -192,13 +197,17 @@ def status(machine: str, as_json: bool) -> None:
         return
     colour = {"running": "green", "degraded": "yellow", "crashed": "red"}.get(st.state, "white")
     console.print(f"machine:   {st.machine}")
-    console.print(f"state:     [{colour}]{st.state}[/{colour}]" + (f" ({st.phase})" if st.phase else ""))
+    console.print(
+        f"state:     [{colour}]{st.state}[/{colour}]" + (f" ({st.phase})" if st.phase else "")
+    )
     if st.driver:
         console.print(f"driver:    {st.driver}")
     if st.accel:
         console.print(f"accel:     {st.accel} ({st.accel_reason})")
     if st.cpus:
-        console.print(f"resources: {st.cpus} CPUs, {st.memory_gib:g} GiB memory, {st.disk_gib} GiB disk")
+        console.print(
+            f"resources: {st.cpus} CPUs, {st.memory_gib:g} GiB memory, {st.disk_gib} GiB disk"
+        )
     if st.image:
         console.print(f"image:     {st.image}")
     if st.engine_version:
@@ -337,6 +346,7 @@ def image_build(recipe: str, force: bool) -> None:
     from moorage.vm.image import store  # noqa: PLC0415
 
     with console.status("building", spinner="dots") as spinner:
+
         def report(line: str) -> None:
             spinner.update(line[:120])
             if line.startswith(("step", "image ready", "making")):
@@ -372,8 +382,12 @@ def config_show(machine: str) -> None:
 
 @main.command()
 @machine_option
-@click.option("--kvm", "kvm_only", is_flag=True,
-              help="Only probe KVM: exit 0 when a test boot runs under it, 1 when not.")
+@click.option(
+    "--kvm",
+    "kvm_only",
+    is_flag=True,
+    help="Only probe KVM: exit 0 when a test boot runs under it, 1 when not.",
+)
 @friendly
 def doctor(machine: str, kvm_only: bool) -> None:
     """Check the host: hypervisor, driver, KVM (with a real test boot), docker CLI."""
@@ -405,6 +419,8 @@ def doctor(machine: str, kvm_only: bool) -> None:
         console.print(f"driver:  {cfg.driver} {ok}")
     except MoorageError as exc:
         console.print(f"driver:  {cfg.driver} [red]{exc}[/red]")
-    console.print(f"docker:  {'CLI found' if ctx.available() else '[yellow]no docker CLI on PATH[/yellow]'}")
+    console.print(
+        f"docker:  {'CLI found' if ctx.available() else '[yellow]no docker CLI on PATH[/yellow]'}"
+    )
     free = shutil.disk_usage(Path.home()).free
     console.print(f"disk:    {free / (1 << 30):.0f} GiB free")

@@ -95,17 +95,40 @@ def _default_driver(_host: HostFacts) -> str:
 OPTIONS: tuple[Option, ...] = (
     Option("cpus", int, lambda h: min(2, h.cpus), "Virtual CPUs of the VM.", _cpus),
     Option("memory_gib", float, lambda _h: 2.0, "Memory of the VM in GiB.", _memory),
-    Option("disk_gib", int, lambda _h: 64,
-           "Size of the sparse data disk in GiB. It can grow, never shrink.", _disk),
-    Option("driver", str, _default_driver, "Hypervisor backend: 'libvirt' or 'qemu'.",
-           _one_of("libvirt", "qemu")),
-    Option("image", str, lambda _h: "debian", "Guest image recipe: 'debian' or 'alpine'.",
-           _one_of("debian", "alpine")),
-    Option("accel", str, lambda _h: "auto",
-           "'auto' probes KVM and falls back to TCG; 'kvm' requires KVM; 'tcg' never tries it.",
-           _one_of("auto", "kvm", "tcg")),
-    Option("engine", dict, lambda _h: {},
-           "Extra dockerd settings (daemon.json keys), e.g. engine.debug = true."),
+    Option(
+        "disk_gib",
+        int,
+        lambda _h: 64,
+        "Size of the sparse data disk in GiB. It can grow, never shrink.",
+        _disk,
+    ),
+    Option(
+        "driver",
+        str,
+        _default_driver,
+        "Hypervisor backend: 'libvirt' or 'qemu'.",
+        _one_of("libvirt", "qemu"),
+    ),
+    Option(
+        "image",
+        str,
+        lambda _h: "debian",
+        "Guest image recipe: 'debian' or 'alpine'.",
+        _one_of("debian", "alpine"),
+    ),
+    Option(
+        "accel",
+        str,
+        lambda _h: "auto",
+        "'auto' probes KVM and falls back to TCG; 'kvm' requires KVM; 'tcg' never tries it.",
+        _one_of("auto", "kvm", "tcg"),
+    ),
+    Option(
+        "engine",
+        dict,
+        lambda _h: {},
+        "Extra dockerd settings (daemon.json keys), e.g. engine.debug = true.",
+    ),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
 

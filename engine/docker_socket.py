@@ -36,9 +36,7 @@ def socket_in_use(path: Path) -> bool:
             s.connect(str(path))
             return True
         except OSError as exc:
-            if exc.errno in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK):
-                return False
-            return True
+            return exc.errno not in (errno.ECONNREFUSED, errno.ENOENT, errno.ENOTSOCK)
 
 
 def claim_socket_path(path: Path) -> None:
@@ -80,13 +78,20 @@ class SocketForwarder:
 
     def argv(self) -> list[str]:
         return [
-            "ssh", "-N",
-            "-o", "ExitOnForwardFailure=yes",
-            "-o", "StreamLocalBindUnlink=yes",
-            "-o", "StreamLocalBindMask=0177",
-            "-o", "ServerAliveInterval=10",
-            "-o", "ServerAliveCountMax=3",
-            "-L", f"{self.host_socket}:{GUEST_SOCKET}",
+            "ssh",
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-o",
+            "StreamLocalBindUnlink=yes",
+            "-o",
+            "StreamLocalBindMask=0177",
+            "-o",
+            "ServerAliveInterval=10",
+            "-o",
+            "ServerAliveCountMax=3",
+            "-L",
+            f"{self.host_socket}:{GUEST_SOCKET}",
             *openssh_args(self.addr),
         ]
 
@@ -105,7 +110,9 @@ class SocketForwarder:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
-                raise EngineError(f"the Docker socket forward failed: {err.strip() or 'ssh exited'}")
+                raise EngineError(
+                    f"the Docker socket forward failed: {err.strip() or 'ssh exited'}"
+                )
             if socket_in_use(self.host_socket):
                 os.chmod(self.host_socket, 0o600)
                 return

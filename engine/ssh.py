@@ -7,7 +7,6 @@ sshd is reached only through a forward on the host's 127.0.0.1.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,15 +40,24 @@ def write_known_hosts(path: Path, alias: str, host_public_line: str) -> None:
 def openssh_args(addr: GuestAddress) -> list[str]:
     """Options for the OpenSSH client: ignore the user's ssh config, trust only the pinned key."""
     return [
-        "-F", "/dev/null",
-        "-i", str(addr.key),
-        "-p", str(addr.port),
-        "-o", "IdentitiesOnly=yes",
-        "-o", f"UserKnownHostsFile={addr.known_hosts}",
-        "-o", f"HostKeyAlias={addr.alias}",
-        "-o", "StrictHostKeyChecking=yes",
-        "-o", "BatchMode=yes",
-        "-o", "LogLevel=ERROR",
+        "-F",
+        "/dev/null",
+        "-i",
+        str(addr.key),
+        "-p",
+        str(addr.port),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        f"UserKnownHostsFile={addr.known_hosts}",
+        "-o",
+        f"HostKeyAlias={addr.alias}",
+        "-o",
+        "StrictHostKeyChecking=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
         f"{USER}@127.0.0.1",
     ]
 
@@ -65,7 +73,7 @@ class Guest:
         client = paramiko.SSHClient()
         host_keys = client.get_host_keys()
         for line in self.addr.known_hosts.read_text().splitlines():
-            alias, key_type, key_b64 = line.split()[:3]
+            _alias, key_type, key_b64 = line.split()[:3]
             key = paramiko.PKey.from_type_string(key_type, __import__("base64").b64decode(key_b64))
             host_keys.add(f"[127.0.0.1]:{self.addr.port}", key_type, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
@@ -123,7 +131,7 @@ class Guest:
             stdout.channel.set_combine_stderr(True)
             out = stdout.read().decode(errors="replace")
             return stdout.channel.recv_exit_status(), out
-        except (OSError, paramiko.SSHException, socket.timeout) as exc:
+        except (TimeoutError, OSError, paramiko.SSHException) as exc:
             self.close()
             raise EngineError(f"command in the guest failed: {command!r}: {exc}") from exc
 

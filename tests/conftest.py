@@ -9,8 +9,11 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def moorage_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
-                 request: pytest.FixtureRequest) -> Iterator[Path]:
+def moorage_home(
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Iterator[Path]:
     if request.node.get_closest_marker("e2e"):
         yield Path()  # the e2e tier manages its own, shared by the whole session
         return

@@ -53,9 +53,13 @@ def _boot_id() -> str:
 def kvm_device_problem() -> str | None:
     """A reason KVM cannot even be tried, or None."""
     if not os.path.exists("/dev/kvm"):
-        return "/dev/kvm does not exist (no hardware virtualisation, or the kvm module is not loaded)"
+        return (
+            "/dev/kvm does not exist (no hardware virtualisation, or the kvm module is not loaded)"
+        )
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return "/dev/kvm is not readable and writable by this user (add yourself to the 'kvm' group)"
+        return (
+            "/dev/kvm is not readable and writable by this user (add yourself to the 'kvm' group)"
+        )
     return None
 
 
@@ -67,10 +71,26 @@ def probe_kvm(qemu: str, kernel: Path, timeout: float = PROBE_SECONDS) -> AccelC
         out = Path(tmp) / "serial"
         out.touch()
         cmd = [
-            qemu, "-accel", "kvm", "-cpu", "host", "-smp", "2", "-m", "256",
-            "-display", "none", "-nodefaults", "-no-user-config", "-no-reboot",
-            "-serial", f"file:{out}", "-kernel", str(kernel),
-            "-append", "console=ttyS0 panic=-1 root=/dev/moorage-probe-none",
+            qemu,
+            "-accel",
+            "kvm",
+            "-cpu",
+            "host",
+            "-smp",
+            "2",
+            "-m",
+            "256",
+            "-display",
+            "none",
+            "-nodefaults",
+            "-no-user-config",
+            "-no-reboot",
+            "-serial",
+            f"file:{out}",
+            "-kernel",
+            str(kernel),
+            "-append",
+            "console=ttyS0 panic=-1 root=/dev/moorage-probe-none",
         ]
         started = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -111,7 +131,9 @@ def choose(qemu: str, kernel: Path, cache: Path, *, want: str = "auto") -> Accel
     choice = probe_kvm(qemu, kernel)
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"boot_id": boot, "accel": choice.accel, "reason": choice.reason}))
+        cache.write_text(
+            json.dumps({"boot_id": boot, "accel": choice.accel, "reason": choice.reason})
+        )
     except OSError:
         pass
     return choice

@@ -95,8 +95,10 @@ class AgentClient:
                     fix=f"see {self.paths.agent_log}",
                 )
             time.sleep(0.1)
-        raise AgentError(f"the host agent did not answer in {SPAWN_TIMEOUT:.0f}s",
-                         fix=f"see {self.paths.agent_log}")
+        raise AgentError(
+            f"the host agent did not answer in {SPAWN_TIMEOUT:.0f}s",
+            fix=f"see {self.paths.agent_log}",
+        )
 
     def wait_gone(self, timeout: float = 30.0) -> bool:
         deadline = time.monotonic() + timeout

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 
 from moorage import config as config_mod
-from moorage.agent.events import PHASES, Event, Kind, State, Status
+from moorage.agent.events import Event, Kind, State, Status
 from moorage.engine import context
 from moorage.engine.docker_socket import SocketForwarder
 from moorage.engine.ssh import Guest, GuestAddress, write_known_hosts
@@ -63,7 +63,7 @@ class EventLog:
         with self._cond:
             event = Event(id=self._next, kind=kind, message=message, **fields)
             self._next += 1
-            self._events = [*self._events[-(self._keep - 1):], event]
+            self._events = [*self._events[-(self._keep - 1) :], event]
             self._cond.notify_all()
         log.info("%s %s %s", kind, fields.get("phase") or fields.get("state") or "", message)
         return event
@@ -139,7 +139,9 @@ class MachineAgent:
             self._forwarder.stop()
         vm_running = self._driver is not None and self._driver.state(self.name) is VMState.RUNNING
         self.events.emit("error", message, phase=self.status.phase)
-        self._set("degraded" if vm_running else "stopped", "start failed", error=message, phase=None)
+        self._set(
+            "degraded" if vm_running else "stopped", "start failed", error=message, phase=None
+        )
 
     def _phase(self, name: str, message: str) -> float:
         with self._lock:
@@ -198,8 +200,8 @@ class MachineAgent:
             )
             if cfg.accel == "kvm" and choice.accel != "kvm":
                 raise MachineError(
-                    f"accel = \"kvm\" is configured but KVM is not usable: {choice.reason}",
-                    fix="set accel = \"auto\" to fall back to TCG, or fix KVM on this host",
+                    f'accel = "kvm" is configured but KVM is not usable: {choice.reason}',
+                    fix='set accel = "auto" to fall back to TCG, or fix KVM on this host',
                 )
             with self._lock:
                 self.status.accel, self.status.accel_reason = choice.accel, choice.reason
@@ -233,7 +235,9 @@ class MachineAgent:
         try:
             version = client.version().get("Version", "?")
         except docker.errors.DockerException as exc:
-            raise EngineError(f"the engine does not answer through {paths.docker_socket}: {exc}") from exc
+            raise EngineError(
+                f"the engine does not answer through {paths.docker_socket}: {exc}"
+            ) from exc
         finally:
             client.close()
         try:
@@ -244,7 +248,10 @@ class MachineAgent:
         self._done("forwarders", t)
         self._sync_clock()
         self._set(
-            "running", "ready", phase=None, engine_version=version,
+            "running",
+            "ready",
+            phase=None,
+            engine_version=version,
             docker_socket=str(paths.docker_socket),
         )
         self.events.emit("ready", f"ready: docker engine {version} at {paths.docker_socket}")
@@ -266,17 +273,29 @@ class MachineAgent:
         write_known_hosts(paths.known_hosts, f"moorage-{self.name}", host_key.public_line())
         ssh_port = free_port()
         spec = machine_spec(
-            name=self.name, cpus=cfg.cpus, memory_mib=cfg.memory_mib, image_dir=image_dir,
-            manifest=manifest, data_disk=paths.data_disk, config_disk=paths.config_disk,
-            serial_log=paths.serial_log, run_dir=paths.run, accel=accel, ssh_port=ssh_port,
-            uid=os.getuid(), gid=os.getgid(),
+            name=self.name,
+            cpus=cfg.cpus,
+            memory_mib=cfg.memory_mib,
+            image_dir=image_dir,
+            manifest=manifest,
+            data_disk=paths.data_disk,
+            config_disk=paths.config_disk,
+            serial_log=paths.serial_log,
+            run_dir=paths.run,
+            accel=accel,
+            ssh_port=ssh_port,
+            uid=os.getuid(),
+            gid=os.getgid(),
         )
         provision.write_config_disk(
             paths.config_disk,
             provision.config_files(
-                machine=self.name, hostname=f"moorage-{self.name}",
-                authorized_key=user_key.public_line(), host_key=host_key,
-                nics=spec.nics, engine=cfg.engine,
+                machine=self.name,
+                hostname=f"moorage-{self.name}",
+                authorized_key=user_key.public_line(),
+                host_key=host_key,
+                nics=spec.nics,
+                engine=cfg.engine,
             ),
         )
         paths.serial_log.unlink(missing_ok=True)
@@ -287,7 +306,7 @@ class MachineAgent:
             self._warn(
                 f"libvirt took {took:.0f}s to start the VM. Where /dev/kvm exists but KVM cannot "
                 "run guests, libvirt 9 re-probes QEMU on every start: run scripts/libvirtd-up "
-                "--kvm-unusable once, or set driver = \"qemu\""
+                '--kvm-unusable once, or set driver = "qemu"'
             )
         return ssh_port
 
@@ -306,7 +325,9 @@ class MachineAgent:
                 lines = []
             for line in lines[seen:]:
                 if line.startswith("moorage: error"):
-                    raise MachineError(f"the guest failed to boot: {line.removeprefix('moorage: ')}")
+                    raise MachineError(
+                        f"the guest failed to boot: {line.removeprefix('moorage: ')}"
+                    )
                 if line.startswith("moorage: "):
                     self._progress(line.removeprefix("moorage: "))
                 if line.startswith("moorage: boot done"):
@@ -341,8 +362,11 @@ class MachineAgent:
 
     def _write_runtime(self, ssh_port: int, vm_pid: int | None) -> None:
         record = {
-            "ssh_port": ssh_port, "vm_pid": vm_pid, "driver": self.status.driver,
-            "accel": self.status.accel, "accel_reason": self.status.accel_reason,
+            "ssh_port": ssh_port,
+            "vm_pid": vm_pid,
+            "driver": self.status.driver,
+            "accel": self.status.accel,
+            "accel_reason": self.status.accel_reason,
         }
         self.paths.ports_file.write_text(json.dumps(record))
 
@@ -439,15 +463,16 @@ class MachineAgent:
 
     def _configured_driver(self) -> str:
         try:
-            return config_mod.read_file(self.paths.config_file).get("driver", drivers.DEFAULT)
+            return str(config_mod.read_file(self.paths.config_file).get("driver", drivers.DEFAULT))
         except MoorageError:
             return drivers.DEFAULT
 
     def _poweroff(self, driver: Driver) -> None:
         runtime = self._read_runtime()
         if self._guest is None and runtime is not None:
-            addr = GuestAddress(self.name, int(runtime["ssh_port"]), self.paths.ssh_key,
-                                self.paths.known_hosts)
+            addr = GuestAddress(
+                self.name, int(runtime["ssh_port"]), self.paths.ssh_key, self.paths.known_hosts
+            )
             self._guest = Guest(addr)
         if self._guest is not None:
             try:
@@ -460,4 +485,3 @@ class MachineAgent:
         if driver.state(self.name) is VMState.RUNNING:
             self._warn(f"the guest did not power off in {STOP_TIMEOUT:.0f}s; stopping it hard")
             driver.kill(self.name)
-

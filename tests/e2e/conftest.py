@@ -40,20 +40,31 @@ class Machine:
     env: dict[str, str]
     socket: Path
 
-    def moorage(self, *args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def moorage(
+        self, *args: str, timeout: float = 900, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             ["moorage", *args, *([] if args[0] == "image" else ["--machine", self.name])],
-            env=self.env, capture_output=True, text=True, timeout=timeout, check=False,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"moorage {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def docker(self, *args: str, input: bytes | None = None, timeout: float = 600,
-               check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    def docker(
+        self, *args: str, input: bytes | None = None, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run(
-            ["docker", *args], env={**self.env, "DOCKER_HOST": f"unix://{self.socket}"},
-            input=input, capture_output=True, timeout=timeout, check=False,
+            ["docker", *args],
+            env={**self.env, "DOCKER_HOST": f"unix://{self.socket}"},
+            input=input,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed:\n{proc.stderr.decode()}")

@@ -13,8 +13,9 @@ from moorage.vm.image import store
 
 def run(home: Path, *args: str, cache: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MOORAGE_HOME": str(home), "MOORAGE_CACHE": str(cache or cache_dir())}
-    return subprocess.run(["moorage", *args], env=env, capture_output=True, text=True,
-                          timeout=600, check=False)
+    return subprocess.run(
+        ["moorage", *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
 
 
 def test_a_tampered_image_is_refused_before_boot(fresh_home: Path) -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pty
 import select
 import signal
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -33,7 +35,9 @@ def test_sockets_are_private_to_the_user(machine: Machine) -> None:
 
 
 def test_docker_cli_and_sdk_reach_the_guest_engine(machine: Machine) -> None:
-    out = machine.docker("version", "--format", "{{.Server.Version}} {{.Server.Os}}").stdout.decode()
+    out = machine.docker(
+        "version", "--format", "{{.Server.Version}} {{.Server.Os}}"
+    ).stdout.decode()
     assert out.startswith("26.") and "linux" in out
     ctx = machine.docker("--context", "moorage-e2e", "info", "--format", "{{.Name}}").stdout
     assert ctx.decode().strip() == "moorage-e2e"
@@ -101,7 +105,11 @@ def test_exec_stdin_and_stdout_are_byte_exact(machine: Machine) -> None:
 
 def test_attach_and_logs_follow_stream_every_line_in_order(machine: Machine) -> None:
     script = "i=0; while [ $i -lt 8 ]; do echo line-$i; i=$((i+1)); sleep 0.5; done"
-    cid = machine.docker("run", "-d", TEST_IMAGE, "sh", "-c", f"sleep 3; {script}").stdout.decode().strip()
+    cid = (
+        machine.docker("run", "-d", TEST_IMAGE, "sh", "-c", f"sleep 3; {script}")
+        .stdout.decode()
+        .strip()
+    )
     try:
         attached = subprocess.Popen(
             ["docker", "attach", "--no-stdin", cid],
@@ -117,7 +125,9 @@ def test_attach_and_logs_follow_stream_every_line_in_order(machine: Machine) -> 
         machine.docker("rm", "-f", cid)
 
 
-def test_save_and_load_of_a_500mb_image_round_trip_byte_for_byte(machine: Machine, tmp_path: Path) -> None:
+def test_save_and_load_of_a_500mb_image_round_trip_byte_for_byte(
+    machine: Machine, tmp_path: Path
+) -> None:
     big = tmp_path / "big"
     digest = hashlib.sha256()
     with big.open("wb") as f:
@@ -129,19 +139,28 @@ def test_save_and_load_of_a_500mb_image_round_trip_byte_for_byte(machine: Machin
     big.unlink()
     first = tmp_path / "first.tar"
     with first.open("wb") as f:
-        subprocess.run(["docker", "save", "moorage-test/big"], stdout=f, check=True,
-                       env={**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"}, timeout=900)
+        subprocess.run(
+            ["docker", "save", "moorage-test/big"],
+            stdout=f,
+            check=True,
+            env={**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"},
+            timeout=900,
+        )
     machine.docker("rmi", "moorage-test/big")
     with first.open("rb") as f:
-        subprocess.run(["docker", "load", "-q"], stdin=f, check=True, capture_output=True,
-                       env={**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"}, timeout=900)
+        subprocess.run(
+            ["docker", "load", "-q"],
+            stdin=f,
+            check=True,
+            capture_output=True,
+            env={**machine.env, "DOCKER_HOST": f"unix://{machine.socket}"},
+            timeout=900,
+        )
     api = machine.client().api
     cid = api.create_container("moorage-test/big", "true")["Id"]
     try:
         copy = hashlib.sha256()
         stream, _stat = api.get_archive(cid, "/big")
-        import tarfile
-        import io
 
         archive = io.BytesIO(b"".join(stream))
         with tarfile.open(fileobj=archive) as tar:
@@ -167,7 +186,9 @@ def test_start_is_idempotent(machine: Machine) -> None:
 
 def test_volume_survives_restart(machine: Machine) -> None:
     machine.docker("volume", "create", "keep")
-    machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sh", "-c", "echo restart-ok > /data/f")
+    machine.docker(
+        "run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sh", "-c", "echo restart-ok > /data/f"
+    )
     machine.moorage("restart")
     out = machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "cat", "/data/f").stdout
     assert out.decode().strip() == "restart-ok"
@@ -184,17 +205,26 @@ def _wait_state(machine: Machine, want: str, timeout: float = 60) -> dict[str, o
 
 
 def test_hypervisor_killed_with_sigkill_is_reported_and_recovered(machine: Machine) -> None:
-    machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sh", "-c",
-                   "dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && "
-                   "sha256sum /data/blob > /data/blob.sha256 && sync")
+    machine.docker(
+        "run",
+        "--rm",
+        "-v",
+        "keep:/data",
+        TEST_IMAGE,
+        "sh",
+        "-c",
+        "dd if=/dev/urandom of=/data/blob bs=1M count=4 conv=fsync 2>/dev/null && "
+        "sha256sum /data/blob > /data/blob.sha256 && sync",
+    )
     vm_pid = int(machine.status()["vm_pid"])  # type: ignore[arg-type]
     os.kill(vm_pid, signal.SIGKILL)
     st = _wait_state(machine, "crashed")
     assert "stopped unexpectedly" in str(st["error"])
     assert "crashed" in machine.moorage("status").stdout
     machine.moorage("start")
-    out = machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sha256sum", "-c",
-                         "/data/blob.sha256", "-s").returncode
+    out = machine.docker(
+        "run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sha256sum", "-c", "/data/blob.sha256", "-s"
+    ).returncode
     assert out == 0
     images = machine.docker("images", "--format", "{{.Repository}}").stdout.decode().split()
     assert "moorage-test/busybox" in images and "moorage-test/built" in images

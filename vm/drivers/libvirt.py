@@ -14,6 +14,7 @@ marks such a domain "tainted"; that is expected.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -120,16 +121,14 @@ class LibvirtDriver:
             raise HostError(
                 "the libvirt driver needs libvirt-python",
                 fix="pip install libvirt-python (it builds against libvirt-dev and pkg-config), "
-                "or set driver = \"qemu\" in the machine's config",
+                'or set driver = "qemu" in the machine\'s config',
             ) from exc
 
     def _connect(self) -> Any:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # any failure means: reconnect below
                 if self._conn.isAlive():
                     return self._conn
-            except Exception:  # noqa: BLE001 - any failure means reconnect
-                pass
         libvirt = self._libvirt()
         libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # no stderr noise
         try:
@@ -142,7 +141,7 @@ class LibvirtDriver:
             )
             raise HostError(
                 f"cannot reach libvirt at {self.uri}: {exc.get_error_message()}",
-                fix=f"{fix}, or set driver = \"qemu\" in the machine's config",
+                fix=f'{fix}, or set driver = "qemu" in the machine\'s config',
             ) from exc
         return self._conn
 
@@ -193,8 +192,11 @@ class LibvirtDriver:
             state, _reason = dom.state()
         except libvirt.libvirtError:
             return VMState.STOPPED
-        running = state in (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_PAUSED,
-                            libvirt.VIR_DOMAIN_BLOCKED)
+        running = state in (
+            libvirt.VIR_DOMAIN_RUNNING,
+            libvirt.VIR_DOMAIN_PAUSED,
+            libvirt.VIR_DOMAIN_BLOCKED,
+        )
         return VMState.RUNNING if running else VMState.STOPPED
 
     def pid(self, name: str) -> int | None:
@@ -220,7 +222,9 @@ class LibvirtDriver:
             dom.destroy()
         except libvirt.libvirtError as exc:
             if self.state(name) is VMState.RUNNING:
-                raise MachineError(f"libvirt could not stop the VM: {exc.get_error_message()}") from exc
+                raise MachineError(
+                    f"libvirt could not stop the VM: {exc.get_error_message()}"
+                ) from exc
         deadline = time.monotonic() + 10
         while self.state(name) is VMState.RUNNING and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -232,7 +236,9 @@ class LibvirtDriver:
         if dom is None:
             raise MachineError(f"no running VM named {name!r}")
         flags = libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
-        return str(self._call(command, lambda: libvirt_qemu.qemuMonitorCommand(dom, command, flags)))
+        return str(
+            self._call(command, lambda: libvirt_qemu.qemuMonitorCommand(dom, command, flags))
+        )
 
     def add_forward(self, name: str, forward: Forward) -> None:
         out = self._hmp(name, f"hostfwd_add hostnet0 {hostfwd(forward)}").strip()

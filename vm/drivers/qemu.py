@@ -37,31 +37,62 @@ def qemu_args(spec: MachineSpec, qemu: str) -> list[str]:
     """The full QEMU command line for ``spec``. Pure: the golden tests pin it."""
     run = spec.run_dir
     args = [
-        qemu, "-name", f"moorage-{spec.name},process=moorage-{spec.name}",
-        "-machine", "q35", "-accel", spec.accel,
-        "-cpu", "host" if spec.accel == "kvm" else "max",
-        "-smp", str(spec.cpus), "-m", f"{spec.memory_mib}M",
-        "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
-        "-kernel", str(spec.kernel), "-initrd", str(spec.initrd), "-append", spec.cmdline,
-        "-serial", f"file:{spec.serial_log}",
-        "-object", "rng-random,id=rng0,filename=/dev/urandom",
-        "-device", "virtio-rng-pci,rng=rng0",
-        "-qmp", f"unix:{run / 'qmp.sock'},server=on,wait=off",
-        "-pidfile", str(run / "qemu.pid"), "-daemonize",
+        qemu,
+        "-name",
+        f"moorage-{spec.name},process=moorage-{spec.name}",
+        "-machine",
+        "q35",
+        "-accel",
+        spec.accel,
+        "-cpu",
+        "host" if spec.accel == "kvm" else "max",
+        "-smp",
+        str(spec.cpus),
+        "-m",
+        f"{spec.memory_mib}M",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-kernel",
+        str(spec.kernel),
+        "-initrd",
+        str(spec.initrd),
+        "-append",
+        spec.cmdline,
+        "-serial",
+        f"file:{spec.serial_log}",
+        "-object",
+        "rng-random,id=rng0,filename=/dev/urandom",
+        "-device",
+        "virtio-rng-pci,rng=rng0",
+        "-qmp",
+        f"unix:{run / 'qmp.sock'},server=on,wait=off",
+        "-pidfile",
+        str(run / "qemu.pid"),
+        "-daemonize",
     ]
     for i, disk in enumerate(spec.disks):
         ro = ",readonly=on" if disk.readonly else ",discard=unmap"
         args += [
-            "-drive", f"if=none,id=disk{i},file={disk.path},format=raw,cache=writeback{ro}",
-            "-device", f"virtio-blk-pci,drive=disk{i},serial={disk.serial}",
+            "-drive",
+            f"if=none,id=disk{i},file={disk.path},format=raw,cache=writeback{ro}",
+            "-device",
+            f"virtio-blk-pci,drive=disk{i},serial={disk.serial}",
         ]
     for i, nic in enumerate(spec.nics):
         if nic.mode != "user":
-            raise MachineError("the qemu driver has no private networks yet; use the libvirt driver")
+            raise MachineError(
+                "the qemu driver has no private networks yet; use the libvirt driver"
+            )
         fwds = "".join(f",hostfwd={hostfwd(f)}" for f in spec.forwards) if i == 0 else ""
         args += [
-            "-netdev", f"user,id=net{i}{fwds}",
-            "-device", f"virtio-net-pci,netdev=net{i},mac={nic.mac}",
+            "-netdev",
+            f"user,id=net{i}{fwds}",
+            "-device",
+            f"virtio-net-pci,netdev=net{i},mac={nic.mac}",
         ]
     return args
 
@@ -150,7 +181,9 @@ class QemuDriver:
             raise MachineError(f"could not forward {hostfwd(forward)}: {out.strip()}")
 
     def remove_forward(self, name: str, forward: Forward) -> None:
-        self._hmp(name, f"hostfwd_remove net0 {forward.proto}:{forward.host_addr}:{forward.host_port}")
+        self._hmp(
+            name, f"hostfwd_remove net0 {forward.proto}:{forward.host_addr}:{forward.host_port}"
+        )
 
 
 def create() -> QemuDriver:

@@ -8,6 +8,7 @@ only in how it fills the root tree; those differences are data on the recipe.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -91,8 +92,8 @@ def run_step(cmd: Sequence[str], report: Report, *, env: dict[str, str] | None =
         env={**os.environ, **(env or {})},
     ) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
+        for raw in proc.stdout:
+            line = raw.rstrip()
             if line:
                 report(line)
                 tail = [*tail[-19:], line]
@@ -105,10 +106,8 @@ def tree_size(root: Path) -> int:
     total = 0
     for dirpath, _dirs, files in os.walk(root):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
-            except OSError:
-                pass
     return total
 
 
@@ -119,9 +118,23 @@ def make_root_disk(tree: Path, target: Path, report: Report) -> None:
     target.unlink(missing_ok=True)
     run_step(
         [
-            "mkfs.ext4", "-q", "-F", "-L", "moorage-root", "-U", ROOT_UUID,
-            "-O", "^has_journal", "-E", f"hash_seed={ROOT_UUID}",
-            "-m", "0", "-d", str(tree), str(target), f"{size_mib}M",
+            "mkfs.ext4",
+            "-q",
+            "-F",
+            "-L",
+            "moorage-root",
+            "-U",
+            ROOT_UUID,
+            "-O",
+            "^has_journal",
+            "-E",
+            f"hash_seed={ROOT_UUID}",
+            "-m",
+            "0",
+            "-d",
+            str(tree),
+            str(target),
+            f"{size_mib}M",
         ],
         report,
         env={"E2FSPROGS_FAKE_TIME": SOURCE_DATE_EPOCH},

@@ -13,7 +13,13 @@ HOST = config.HostFacts(cpus=4, memory_mib=8192)
 
 def test_defaults_fit_the_host() -> None:
     cfg = config.validate({}, HOST, "x")
-    assert (cfg.cpus, cfg.memory_gib, cfg.disk_gib, cfg.image, cfg.accel) == (2, 2.0, 64, "debian", "auto")
+    assert (cfg.cpus, cfg.memory_gib, cfg.disk_gib, cfg.image, cfg.accel) == (
+        2,
+        2.0,
+        64,
+        "debian",
+        "auto",
+    )
     assert cfg.memory_mib == 2048
 
 

@@ -14,8 +14,7 @@ from moorage.vm import accel
 def fake_qemu(tmp_path: Path, body: str) -> str:
     script = tmp_path / "qemu"
     script.write_text(
-        "#!/bin/sh\n"
-        'for a in "$@"; do case "$a" in file:*) out="${a#file:}";; esac; done\n' + body
+        '#!/bin/sh\nfor a in "$@"; do case "$a" in file:*) out="${a#file:}";; esac; done\n' + body
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     return str(script)
@@ -27,7 +26,10 @@ def kvm_device(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_kernel_that_boots_to_its_end_means_kvm(tmp_path: Path) -> None:
-    qemu = fake_qemu(tmp_path, 'echo "Linux version 6.12"; echo "Kernel panic - not syncing" >> "$out"; sleep 30\n')
+    qemu = fake_qemu(
+        tmp_path,
+        'echo "Linux version 6.12"; echo "Kernel panic - not syncing" >> "$out"; sleep 30\n',
+    )
     choice = accel.probe_kvm(qemu, tmp_path / "vmlinuz", timeout=5)
     assert choice.accel == "kvm" and choice.warning is None
 
@@ -43,7 +45,7 @@ def test_qemu_failing_means_tcg_with_its_error(tmp_path: Path) -> None:
 def test_a_silent_guest_means_tcg_after_the_bound(tmp_path: Path) -> None:
     qemu = fake_qemu(tmp_path, "sleep 30\n")
     choice = accel.probe_kvm(qemu, tmp_path / "vmlinuz", timeout=0.5)
-    assert choice.accel == "tcg" and "within 0s" in choice.reason or "within 1s" in choice.reason
+    assert (choice.accel == "tcg" and "within 0s" in choice.reason) or "within 1s" in choice.reason
 
 
 def test_the_answer_is_kept_for_this_host_boot(tmp_path: Path) -> None:

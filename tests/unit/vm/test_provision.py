@@ -20,8 +20,12 @@ def test_keypair_is_openssh_ed25519_and_private(tmp_path: Path) -> None:
 def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
     host_key = provision.ensure_keypair(tmp_path / "hk", "guest")
     files = provision.config_files(
-        machine="dev", hostname="moorage-dev", authorized_key="ssh-ed25519 AAAA me",
-        host_key=host_key, nics=[Nic(mac="52:54:00:aa:bb:cc")], engine={"debug": True},
+        machine="dev",
+        hostname="moorage-dev",
+        authorized_key="ssh-ed25519 AAAA me",
+        host_key=host_key,
+        nics=[Nic(mac="52:54:00:aa:bb:cc")],
+        engine={"debug": True},
     )
     disk = tmp_path / "config.tar"
     provision.write_config_disk(disk, files)

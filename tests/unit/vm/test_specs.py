@@ -22,15 +22,30 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def spec(accel: str = "tcg") -> MachineSpec:
     manifest = Manifest(
-        recipe="debian", version="v", created="c", kernel="vmlinuz", initrd="initrd.img",
-        root="root.img", cmdline="root=/dev/vda ro console=ttyS0", engine_version="26.1",
+        recipe="debian",
+        version="v",
+        created="c",
+        kernel="vmlinuz",
+        initrd="initrd.img",
+        root="root.img",
+        cmdline="root=/dev/vda ro console=ttyS0",
+        engine_version="26.1",
         files={},
     )
     return machine_spec(
-        name="default", cpus=2, memory_mib=2048, image_dir=Path("/img"), manifest=manifest,
-        data_disk=Path("/m/data.img"), config_disk=Path("/m/config.tar"),
-        serial_log=Path("/m/serial.log"), run_dir=Path("/run/m"), accel=accel,  # type: ignore[arg-type]
-        ssh_port=40022, uid=1000, gid=1000,
+        name="default",
+        cpus=2,
+        memory_mib=2048,
+        image_dir=Path("/img"),
+        manifest=manifest,
+        data_disk=Path("/m/data.img"),
+        config_disk=Path("/m/config.tar"),
+        serial_log=Path("/m/serial.log"),
+        run_dir=Path("/run/m"),
+        accel=accel,  # type: ignore[arg-type]
+        ssh_port=40022,
+        uid=1000,
+        gid=1000,
     )
 
 
@@ -48,7 +63,9 @@ def test_domain_xml(accel: str) -> None:
 
 @pytest.mark.parametrize("accel", ["tcg", "kvm"])
 def test_qemu_args(accel: str) -> None:
-    check_golden(f"qemu-{accel}.args", "\n".join(qemu_args(spec(accel), "qemu-system-x86_64")) + "\n")
+    check_golden(
+        f"qemu-{accel}.args", "\n".join(qemu_args(spec(accel), "qemu-system-x86_64")) + "\n"
+    )
 
 
 def test_libvirt_accepts_the_domain() -> None:
@@ -56,7 +73,9 @@ def test_libvirt_accepts_the_domain() -> None:
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
     conn = libvirt.open("test:///default")
     try:
-        xml = domain_xml(spec(), "/usr/bin/qemu-system-x86_64").replace("type=\"qemu\"", "type=\"test\"", 1)
+        xml = domain_xml(spec(), "/usr/bin/qemu-system-x86_64").replace(
+            'type="qemu"', 'type="test"', 1
+        )
         dom = conn.defineXML(xml)
         assert dom.name() == "moorage-default"
         assert dom.maxMemory() == 2048 * 1024
@@ -74,6 +93,8 @@ def test_macs_are_stable_and_local() -> None:
 def test_disks_are_found_by_serial_and_only_data_is_writable() -> None:
     s = spec()
     assert [(d.serial, d.readonly) for d in s.disks] == [
-        ("moorage-root", True), ("moorage-data", False), ("moorage-config", True),
+        ("moorage-root", True),
+        ("moorage-data", False),
+        ("moorage-config", True),
     ]
     assert [(f.host_addr, f.guest_port) for f in s.forwards] == [("127.0.0.1", 22)]
