@@ -132,8 +132,18 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
 
 @pytest.fixture
 def fresh_home() -> Iterator[Path]:
+    """A MOORAGE_HOME of the test's own; whatever machine the test left running is stopped."""
     home = Path(f"/tmp/moorage-e2e-x{os.getpid()}-{time.monotonic_ns() % 100000}")
     try:
         yield home
     finally:
+        env = {**os.environ, "MOORAGE_HOME": str(home)}
+        for run in (home / "run").glob("*/agent.sock"):
+            subprocess.run(
+                ["moorage", "stop", "--machine", run.parent.name],
+                env=env,
+                capture_output=True,
+                timeout=300,
+                check=False,
+            )
         subprocess.run(["rm", "-rf", str(home)], check=False)

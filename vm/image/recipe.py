@@ -63,6 +63,7 @@ def install_guest_files(root: Path) -> None:
         target = lib / name
         target.write_bytes(guest_file(name))
         target.chmod(0o755 if name.endswith(".sh") else 0o644)
+    (root / "etc").mkdir(exist_ok=True)
     (root / "etc" / "inittab").write_bytes(guest_file("inittab"))
     init = lib / "init"
     init.unlink(missing_ok=True)

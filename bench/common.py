@@ -1,0 +1,83 @@
+"""What the benchmarks share: a machine of their own, and plain statistics.
+
+Every benchmark measures moorage and its baseline side by side in one run,
+alternating, because these machines are noisy; it prints ratios, and the
+figures go into docs/benchmarks.md with the machine and the accelerator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+HOME = Path(os.environ.get("MOORAGE_BENCH_HOME", "/tmp/moorage-bench"))
+NAME = "bench"
+
+
+def env() -> dict[str, str]:
+    e = {**os.environ, "MOORAGE_HOME": str(HOME)}
+    e.pop("DOCKER_HOST", None)
+    return e
+
+
+def moorage(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cmd = ["moorage", *args]
+    if args[0] != "image":
+        cmd += ["--machine", NAME]
+    return subprocess.run(cmd, env=env(), capture_output=True, text=True, check=check)
+
+
+def ensure_machine(driver: str | None = None) -> dict[str, object]:
+    config = HOME / "config" / "machines" / NAME / "config.toml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("cpus = 2\nmemory_gib = 2\n" + (f'driver = "{driver}"\n' if driver else ""))
+    moorage("start")
+    return status()
+
+
+def status() -> dict[str, object]:
+    data: dict[str, object] = json.loads(moorage("status", "--json").stdout)
+    return data
+
+
+def docker_socket() -> Path:
+    return HOME / "run" / NAME / "docker.sock"
+
+
+def guest(command: str, timeout: float = 900) -> str:
+    proc = subprocess.run(
+        ["moorage", "shell", "--machine", NAME, command],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=True,
+    )
+    return proc.stdout
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def header(title: str) -> None:
+    st = status() if (HOME / "run" / NAME / "agent.sock").exists() else {}
+    print(f"# {title}")
+    print(
+        f"# host: {platform.node()} {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE') / (1 << 30):.0f} GiB; "
+        f"accel: {st.get('accel', '?')}; driver: {st.get('driver', '?')}; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
