@@ -23,7 +23,7 @@ from rich.console import Console
 from moorage import __version__
 from moorage import config as config_mod
 from moorage.agent.client import AgentClient
-from moorage.agent.events import Status
+from moorage.agent.events import Event, Status
 from moorage.errors import AgentError, MoorageError
 from moorage.paths import MachinePaths, check_machine_name
 
@@ -65,8 +65,9 @@ def main() -> None:
     """A local Linux VM running the real Docker engine, for the host's own docker CLI."""
 
 
-def _follow(client: AgentClient, since: int, until: Callable[[Status | None, str], bool]) -> bool:
-    """Print the agent's events after ``since``; True on success, False on an error event."""
+def _follow(client: AgentClient, since: int, done: Callable[[Event], bool]) -> bool:
+    """Print the agent's events after ``since`` until ``done`` says so (True), an error
+    event arrives (False), or the agent goes away (True: it exits only after a stop)."""
     started = time.monotonic()
     with console.status("", spinner="dots") as spinner:
         for event in client.events(since):
@@ -76,7 +77,8 @@ def _follow(client: AgentClient, since: int, until: Callable[[Status | None, str
                 spinner.update(event.message)
             elif event.kind == "progress":
                 spinner.update(f"{event.phase or ''}: {event.message[:100]}")
-                if not event.message.startswith(("I: ", "Get:", "Unpacking", "Setting up")):
+                # An image build says hundreds of lines: show its steps, spin the rest.
+                if event.phase != "image" or event.message.startswith(("step", "image ready")):
                     console.print(f"{elapsed}   [dim]{event.message[:160]}[/dim]")
             elif event.kind == "warning":
                 console.print(f"{elapsed} [yellow]warning:[/yellow] {event.message}")
@@ -85,11 +87,9 @@ def _follow(client: AgentClient, since: int, until: Callable[[Status | None, str
                 return False
             elif event.kind == "ready":
                 console.print(f"{elapsed} [green]{event.message}[/green]")
-            if until(None, event.kind) or (
-                event.kind == "state" and until(None, event.state or "")
-            ):
+            if done(event):
                 return True
-    return until(None, "gone")
+    return True
 
 
 def _check_config(name: str) -> None:
@@ -115,7 +115,7 @@ def start(machine: str) -> None:
     client = AgentClient(name)
     client.spawn()
     since = client.start()
-    ok = _follow(client, since, lambda _s, kind: kind == "ready")
+    ok = _follow(client, since, lambda e: e.kind == "ready")
     if not ok:
         sys.exit(1)
     status = client.status()
@@ -139,7 +139,7 @@ def stop(machine: str) -> None:
         console.print(f"machine {machine!r} is not running")
         return
     since = client.stop()
-    _follow(client, since, lambda _s, kind: kind in ("stopped", "gone"))
+    _follow(client, since, lambda e: e.kind == "state" and e.state == "stopped")
     client.wait_gone()
     console.print("stopped")
 
