@@ -343,8 +343,26 @@ def image() -> None:
 @friendly
 def image_build(recipe: str, force: bool) -> None:
     """Build (or find in the cache) the guest image of RECIPE."""
+    from moorage.paths import cache_dir  # noqa: PLC0415
     from moorage.vm.image import store  # noqa: PLC0415
 
+    if os.getuid() != 0 and (force or not (store.image_path(recipe) / "manifest.json").exists()):
+        # The root tree must be owned by root while it is made: build under sudo into
+        # this user's cache, then hand the result back to the user.
+        cache = cache_dir()
+        cache.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "moorage.cli", "image", "build", "--recipe", recipe]
+        env = [f"MOORAGE_CACHE={cache}"]
+        code = os.spawnvp(
+            os.P_WAIT, "sudo", ["sudo", "env", *env, *argv, *(["--force"] if force else [])]
+        )
+        if code == 0:
+            os.spawnvp(
+                os.P_WAIT,
+                "sudo",
+                ["sudo", "chown", "-R", f"{os.getuid()}:{os.getgid()}", str(cache)],
+            )
+        sys.exit(code)
     with console.status("building", spinner="dots") as spinner:
 
         def report(line: str) -> None:
@@ -424,3 +442,7 @@ def doctor(machine: str, kvm_only: bool) -> None:
     )
     free = shutil.disk_usage(Path.home()).free
     console.print(f"disk:    {free / (1 << 30):.0f} GiB free")
+
+
+if __name__ == "__main__":
+    main()

@@ -54,8 +54,13 @@ def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) ->
     return el
 
 
-def domain_xml(spec: MachineSpec, emulator: str) -> str:
-    """The libvirt domain for ``spec``. Pure: the golden tests pin it."""
+def domain_xml(spec: MachineSpec, emulator: str, *, run_as_owner: bool = True) -> str:
+    """The libvirt domain for ``spec``. Pure: the golden tests pin it.
+
+    ``run_as_owner`` labels the domain so that QEMU runs as ``spec.uid``; the
+    system daemon needs it (it would run QEMU as libvirt-qemu), a user's
+    session daemon runs QEMU as that user already.
+    """
     dom = ET.Element("domain", type="kvm" if spec.accel == "kvm" else "qemu")
     _sub(dom, "name", domain_name(spec.name))
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
@@ -99,8 +104,9 @@ def domain_xml(spec: MachineSpec, emulator: str) -> str:
     rng = _sub(devices, "rng", model="virtio")
     _sub(rng, "backend", "/dev/urandom", model="random")
     _sub(devices, "memballoon", model="none")
-    label = _sub(dom, "seclabel", type="static", model="dac", relabel="no")
-    _sub(label, "label", f"+{spec.uid}:+{spec.gid}")
+    if run_as_owner:
+        label = _sub(dom, "seclabel", type="static", model="dac", relabel="no")
+        _sub(label, "label", f"+{spec.uid}:+{spec.gid}")
     ET.indent(dom)
     return ET.tostring(dom, encoding="unicode") + "\n"
 
@@ -177,7 +183,7 @@ class LibvirtDriver:
         if emulator is None:
             self.check_host()
         assert emulator is not None
-        xml = domain_xml(spec, emulator)
+        xml = domain_xml(spec, emulator, run_as_owner=self.uri.endswith("/system"))
         conn = self._connect()
         self._call("start the VM", lambda: conn.createXML(xml, 0))
         for forward in spec.forwards:

@@ -62,6 +62,12 @@ def ensure(name: str, report: Report, *, force: bool = False) -> Path:
     with _build_lock(target.parent):
         if (target / MANIFEST).exists() and not force:
             return target
+        if os.getuid() != 0:
+            # mmdebstrap and mkfs.ext4 must own the tree as root to record its owners.
+            raise ImageError(
+                f"the {name} image is not built yet, and building it needs root",
+                fix="run `moorage image build`, which builds it with sudo",
+            )
         free = shutil.disk_usage(target.parent).free
         if free < BUILD_SPACE:
             raise HostError(
