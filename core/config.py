@@ -86,6 +86,13 @@ def _disk(value: int, host: HostFacts) -> str | None:
     return None
 
 
+def _default_disk(host: HostFacts) -> int:
+    """64 GiB, or the disk's size once it was grown past that: removing the key never shrinks."""
+    if host.disk_bytes is None:
+        return 64
+    return max(64, -(-host.disk_bytes // (1 << 30)))
+
+
 def _default_driver(_host: HostFacts) -> str:
     from moorage.vm.drivers import DEFAULT  # noqa: PLC0415 - keeps config import light
 
@@ -98,7 +105,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "disk_gib",
         int,
-        lambda _h: 64,
+        _default_disk,
         "Size of the sparse data disk in GiB. It can grow, never shrink.",
         _disk,
     ),

@@ -174,6 +174,34 @@ def test_save_and_load_of_a_500mb_image_round_trip_byte_for_byte(
         machine.docker("rmi", "moorage-test/big")
 
 
+def test_shell_and_logs(machine: Machine) -> None:
+    assert machine.moorage("shell", "cat /etc/hostname").stdout.strip() == "moorage-e2e"
+    assert "moorage: boot done" in machine.moorage("logs", "-n", "200").stdout
+    assert "level=" in machine.moorage("logs", "--engine", "-n", "20").stdout
+
+
+def test_context_use_makes_the_machine_current(machine: Machine) -> None:
+    env = {k: v for k, v in machine.env.items() if k != "DOCKER_HOST"}
+    try:
+        machine.moorage("context", "use")
+        shown = subprocess.run(
+            ["docker", "context", "show"], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert shown == "moorage-e2e"
+        out = subprocess.run(
+            ["docker", "version", "--format", "{{.Server.Version}}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert out.startswith("26.")
+    finally:
+        subprocess.run(
+            ["docker", "context", "use", "default"], env=env, capture_output=True, check=False
+        )
+
+
 def test_start_is_idempotent(machine: Machine) -> None:
     started = time.monotonic()
     out = machine.moorage("start").stdout
@@ -184,14 +212,35 @@ def test_start_is_idempotent(machine: Machine) -> None:
 # ----- the tests below restart or kill the shared machine ---------------------
 
 
-def test_volume_survives_restart(machine: Machine) -> None:
+def _disk_kib(machine: Machine) -> int:
+    out = machine.docker("run", "--rm", TEST_IMAGE, "df", "-k", "/").stdout.decode()
+    return int(out.splitlines()[1].split()[1])
+
+
+def test_volume_survives_restart_and_the_disk_grows(machine: Machine) -> None:
     machine.docker("volume", "create", "keep")
     machine.docker(
         "run", "--rm", "-v", "keep:/data", TEST_IMAGE, "sh", "-c", "echo restart-ok > /data/f"
     )
+    before = _disk_kib(machine)
+    config = (
+        Path(machine.env["MOORAGE_HOME"]) / "config" / "machines" / machine.name / "config.toml"
+    )
+    config.write_text(config.read_text() + "disk_gib = 72\n")
     machine.moorage("restart")
     out = machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "cat", "/data/f").stdout
     assert out.decode().strip() == "restart-ok"
+    assert machine.status()["disk_gib"] == 72
+    assert _disk_kib(machine) - before > 7 * 1024 * 1024
+    config.write_text(config.read_text().replace("disk_gib = 72\n", "disk_gib = 64\n"))
+    proc = machine.moorage("start", check=False)
+    assert proc.returncode == 1
+    assert (
+        "disk_gib = 64 is not allowed; the disk is already 72 GiB and can only grow" in proc.stderr
+    )
+    # Without the key, the default is the disk's size: nothing to fix by hand.
+    config.write_text(config.read_text().replace("disk_gib = 64\n", ""))
+    assert machine.moorage("start").returncode == 0
 
 
 def _wait_state(machine: Machine, want: str, timeout: float = 60) -> dict[str, object]:

@@ -42,6 +42,7 @@ def test_disk_cannot_shrink_below_its_size() -> None:
     with pytest.raises(ConfigError, match="already 100 GiB and can only grow"):
         config.validate({"disk_gib": 64}, host, "x")
     assert config.validate({"disk_gib": 128}, host, "x").disk_gib == 128
+    assert config.validate({}, host, "x").disk_gib == 100  # the default follows a grown disk
 
 
 def test_wrong_types_are_named() -> None:
