@@ -18,7 +18,6 @@ import shutil
 import subprocess
 import tarfile
 import urllib.request
-from datetime import UTC, datetime
 from pathlib import Path
 
 from moorage.errors import ImageError
@@ -26,8 +25,8 @@ from moorage.vm.image.manifest import Manifest, sha256_file
 from moorage.vm.image.recipe import (
     RecipeInfo,
     Report,
+    finish_image,
     install_guest_files,
-    make_root_disk,
     require_tools,
     run_step,
 )
@@ -127,28 +126,20 @@ def build(work: Path, out: Path, report: Report) -> Manifest:
     report("step 3/4: adding moorage's init and taking out the kernel")
     install_guest_files(tree)
     (tree / "etc/resolv.conf").write_text("")
-    shutil.copyfile(tree / "boot/vmlinuz-virt", out / "vmlinuz")
-    shutil.copyfile(tree / "boot/initramfs-virt", out / "initrd.img")
-    for f in (tree / "boot").iterdir():
-        if f.is_file():
-            f.unlink()
     version = subprocess.run(
         ["chroot", str(tree), "apk", "info", "-e", "-v", "docker"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.strip()
-    report("step 4/4: packing the read-only root disk")
-    make_root_disk(tree, out / "root.img", report)
-    files = {name: sha256_file(out / name) for name in ("vmlinuz", "initrd.img", "root.img")}
-    return Manifest(
-        recipe=INFO.name,
-        version=INFO.cache_key(),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        kernel="vmlinuz",
-        initrd="initrd.img",
-        root="root.img",
+    return finish_image(
+        INFO,
+        tree,
+        out,
+        kernel=tree / "boot/vmlinuz-virt",
+        initrd=tree / "boot/initramfs-virt",
         cmdline=CMDLINE,
         engine_version=version.removeprefix("docker-") or "unknown",
-        files=files,
+        report=report,
+        step="step 4/4",
     )

@@ -7,18 +7,16 @@ reach. trixie rather than bookworm: its docker.io is engine 26.1 on kernel
 
 from __future__ import annotations
 
-import shutil
-from datetime import UTC, datetime
 from pathlib import Path
 
 from moorage.errors import ImageError
-from moorage.vm.image.manifest import Manifest, sha256_file
+from moorage.vm.image.manifest import Manifest
 from moorage.vm.image.recipe import (
     SOURCE_DATE_EPOCH,
     RecipeInfo,
     Report,
+    finish_image,
     install_guest_files,
-    make_root_disk,
     require_tools,
     run_step,
 )
@@ -95,25 +93,16 @@ def build(work: Path, out: Path, report: Report) -> Manifest:
     initrds = sorted((tree / "boot").glob("initrd.img-*"))
     if not kernels or not initrds:
         raise ImageError("the image has no kernel or initrd in /boot after mmdebstrap")
-    shutil.copyfile(kernels[-1], out / "vmlinuz")
-    shutil.copyfile(initrds[-1], out / "initrd.img")
-    for f in (tree / "boot").iterdir():
-        if f.is_file():
-            f.unlink()
-    engine_version = _package_version(tree, "docker.io")
-    report("step 3/3: packing the read-only root disk")
-    make_root_disk(tree, out / "root.img", report)
-    files = {name: sha256_file(out / name) for name in ("vmlinuz", "initrd.img", "root.img")}
-    return Manifest(
-        recipe=INFO.name,
-        version=INFO.cache_key(),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        kernel="vmlinuz",
-        initrd="initrd.img",
-        root="root.img",
+    return finish_image(
+        INFO,
+        tree,
+        out,
+        kernel=kernels[-1],
+        initrd=initrds[-1],
         cmdline=CMDLINE,
-        engine_version=engine_version,
-        files=files,
+        engine_version=_package_version(tree, "docker.io"),
+        report=report,
+        step="step 3/3",
     )
 
 

@@ -15,10 +15,12 @@ import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
 from moorage.errors import HostError, ImageError
+from moorage.vm.image.manifest import Manifest, sha256_file
 
 Report = Callable[[str], None]
 """Receives one line of progress at a time; the CLI shows it, the agent logs it."""
@@ -139,4 +141,38 @@ def make_root_disk(tree: Path, target: Path, report: Report) -> None:
         ],
         report,
         env={"E2FSPROGS_FAKE_TIME": SOURCE_DATE_EPOCH},
+    )
+
+
+def finish_image(
+    info: RecipeInfo,
+    tree: Path,
+    out: Path,
+    *,
+    kernel: Path,
+    initrd: Path,
+    cmdline: str,
+    engine_version: str,
+    report: Report,
+    step: str,
+) -> Manifest:
+    """Take the kernel and initrd out of the tree, pack the rest, and describe the result."""
+    shutil.copyfile(kernel, out / "vmlinuz")
+    shutil.copyfile(initrd, out / "initrd.img")
+    for f in (tree / "boot").iterdir():
+        if f.is_file():
+            f.unlink()
+    report(f"{step}: packing the read-only root disk")
+    make_root_disk(tree, out / "root.img", report)
+    files = {name: sha256_file(out / name) for name in ("vmlinuz", "initrd.img", "root.img")}
+    return Manifest(
+        recipe=info.name,
+        version=info.cache_key(),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        kernel="vmlinuz",
+        initrd="initrd.img",
+        root="root.img",
+        cmdline=cmdline,
+        engine_version=engine_version,
+        files=files,
     )
