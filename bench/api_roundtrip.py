@@ -16,17 +16,10 @@ PATHS = ("/_ping", "/containers/json")
 
 
 def curl_args(socket: str, path: str, n: int) -> list[str]:
-    return [
-        "curl",
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{time_total}\\n",
-        "--unix-socket",
-        socket,
-        *[f"http://docker{path}"] * n,
-    ]
+    urls: list[str] = []
+    for _ in range(n):
+        urls += ["-o", "/dev/null", f"http://docker{path}"]  # -o applies to one URL each
+    return ["curl", "-s", "-w", "%{time_total}\\n", "--unix-socket", socket, *urls]
 
 
 def host_times(path: str, n: int) -> list[float]:

@@ -9,7 +9,7 @@
     ├── EngineError              the Docker engine in the VM and the ways to reach it
     └── AgentError               the host agent or its control API
 
-Library errors (libvirt, paramiko, docker, OSError) are translated at the
+Library errors (libvirt, docker, OSError, ssh's exit status) are translated at the
 boundary of the layer that calls the library, with ``raise ... from exc``, so a
 person always sees what went wrong *and what to do about it*; the CLI prints
 ``str(error)`` and exits non-zero instead of showing a traceback.

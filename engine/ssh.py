@@ -1,21 +1,32 @@
-"""SSH into the guest: paramiko for the host agent's own commands, OpenSSH for people.
+"""One SSH connection from the host agent to its guest, over OpenSSH.
+
+The agent keeps a single ``ssh -M`` master per machine: its own commands
+(readiness, clock, poweroff) run through the master's control socket without
+a new handshake, and the Docker socket forward is added to the same
+connection (``-O forward``). OpenSSH rather than paramiko: it carries the
+Docker API stream in C, handles half-closes exactly, and costs the agent no
+memory (importing paramiko alone added 20 MB to the agent's RSS, a third of
+its budget; docs/benchmarks.md).
 
 The guest's host key is made on the host and pinned (see ``vm.provision``):
-an unknown or changed key is refused, never accepted on first use. The guest's
-sshd is reached only through a forward on the host's 127.0.0.1.
+an unknown or changed key is refused, never accepted on first use. The
+guest's sshd is reached only through a forward on the host's 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import paramiko
-
 from moorage.errors import EngineError
 
 USER = "root"
+SSH_FAILED = 255
 
 
 @dataclass(frozen=True)
@@ -40,102 +51,131 @@ def write_known_hosts(path: Path, alias: str, host_public_line: str) -> None:
 def openssh_args(addr: GuestAddress) -> list[str]:
     """Options for the OpenSSH client: ignore the user's ssh config, trust only the pinned key."""
     return [
-        "-F",
-        "/dev/null",
-        "-i",
-        str(addr.key),
-        "-p",
-        str(addr.port),
-        "-o",
-        "IdentitiesOnly=yes",
-        "-o",
-        f"UserKnownHostsFile={addr.known_hosts}",
-        "-o",
-        f"HostKeyAlias={addr.alias}",
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "LogLevel=ERROR",
+        "-F", "/dev/null",
+        "-i", str(addr.key),
+        "-p", str(addr.port),
+        "-o", "IdentitiesOnly=yes",
+        "-o", f"UserKnownHostsFile={addr.known_hosts}",
+        "-o", f"HostKeyAlias={addr.alias}",
+        "-o", "StrictHostKeyChecking=yes",
+        "-o", "BatchMode=yes",
+        "-o", "LogLevel=ERROR",
         f"{USER}@127.0.0.1",
-    ]
+    ]  # fmt: skip
 
 
-class Guest:
-    """A paramiko connection to the guest, reopened on demand."""
+class GuestSSH:
+    """The agent's SSH master to one guest, with the pid recorded so that an agent
+    killed -9 and started again ends the orphan before it makes its own."""
 
-    def __init__(self, addr: GuestAddress) -> None:
+    def __init__(self, addr: GuestAddress, run_dir: Path) -> None:
         self.addr = addr
-        self._client: paramiko.SSHClient | None = None
+        self.control = run_dir / "ssh.ctl"
+        self.pid_file = run_dir / "ssh.pid"
+        self._proc: subprocess.Popen[bytes] | None = None
 
-    def _open(self, timeout: float) -> paramiko.SSHClient:
-        client = paramiko.SSHClient()
-        host_keys = client.get_host_keys()
-        for line in self.addr.known_hosts.read_text().splitlines():
-            _alias, key_type, key_b64 = line.split()[:3]
-            key = paramiko.PKey.from_type_string(key_type, __import__("base64").b64decode(key_b64))
-            host_keys.add(f"[127.0.0.1]:{self.addr.port}", key_type, key)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        client.connect(
-            "127.0.0.1",
-            port=self.addr.port,
-            username=USER,
-            key_filename=str(self.addr.key),
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-        )
-        transport = client.get_transport()
-        if transport is not None:
-            transport.set_keepalive(15)
-        return client
+    def _master_argv(self) -> list[str]:
+        return [
+            "ssh", "-N", "-M", "-S", str(self.control),
+            "-o", "ControlPersist=no",
+            "-o", "ConnectTimeout=10",
+            "-o", "ServerAliveInterval=10",
+            "-o", "ServerAliveCountMax=3",
+            "-o", "ExitOnForwardFailure=yes",
+            # Forwarded unix sockets: replace a stale file, and create it 0600.
+            "-o", "StreamLocalBindUnlink=yes",
+            "-o", "StreamLocalBindMask=0177",
+            *openssh_args(self.addr),
+        ]  # fmt: skip
 
-    def connect(self, timeout: float = 10) -> None:
-        if self._client is not None:
-            transport = self._client.get_transport()
-            if transport is not None and transport.is_active():
-                return
+    def _client_argv(self, *extra: str) -> list[str]:
+        return ["ssh", "-S", str(self.control), "-o", "ControlMaster=no", *extra,
+                *openssh_args(self.addr)]  # fmt: skip
+
+    def _end_orphan(self) -> None:
         try:
-            self._client = self._open(timeout)
-        except paramiko.BadHostKeyException as exc:
-            raise EngineError(
-                "the guest's SSH host key is not the one moorage made for it; refusing to connect",
-                fix="`moorage restart` to boot the machine with its own key again",
-            ) from exc
-        except (OSError, paramiko.SSHException, EOFError) as exc:
-            raise EngineError(f"cannot reach the guest over SSH: {exc}") from exc
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            pid, cmdline = 0, b""
+        if pid and str(self.control).encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        self.pid_file.unlink(missing_ok=True)
+        self.control.unlink(missing_ok=True)
 
-    def wait(self, deadline: float) -> None:
-        """Connect, retrying until ``deadline`` (monotonic); raise EngineError after it."""
-        last: Exception | None = None
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def connect(self, deadline: float) -> None:
+        """Open the master, retrying until ``deadline`` (monotonic) while the guest boots."""
+        self.close()
+        self._end_orphan()
+        last = ""
         while time.monotonic() < deadline:
-            try:
-                self.connect(timeout=max(1.0, min(10.0, deadline - time.monotonic())))
-                return
-            except EngineError as exc:
-                last = exc
-                time.sleep(0.5)
-        raise EngineError(f"the guest's SSH server did not answer in time: {last}")
+            self._proc = subprocess.Popen(
+                self._master_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+            self.pid_file.write_text(f"{self._proc.pid}\n")
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                check = subprocess.run(
+                    self._client_argv("-O", "check"), capture_output=True, check=False
+                )
+                if check.returncode == 0:
+                    return
+                time.sleep(0.2)
+            if self._proc.stderr is not None:
+                last = self._proc.stderr.read().decode(errors="replace").strip() or last
+                self._proc.stderr.close()
+            if "REMOTE HOST IDENTIFICATION HAS CHANGED" in last or "Host key verification" in last:
+                raise EngineError(
+                    "the guest's SSH host key is not the one moorage made for it; refusing to "
+                    "connect",
+                    fix="`moorage restart` boots the machine with its own key again",
+                )
+            time.sleep(0.5)
+        self.close()
+        raise EngineError(f"the guest's SSH server did not answer in time: {last or 'no answer'}")
 
     def run(self, command: str, timeout: float = 60) -> tuple[int, str]:
         """Run ``command`` in the guest; return (exit status, combined output)."""
-        self.connect()
-        assert self._client is not None
         try:
-            _stdin, stdout, _stderr = self._client.exec_command(
-                command, timeout=timeout, get_pty=False
-            )
-            stdout.channel.set_combine_stderr(True)
-            out = stdout.read().decode(errors="replace")
-            return stdout.channel.recv_exit_status(), out
-        except (TimeoutError, OSError, paramiko.SSHException) as exc:
-            self.close()
-            raise EngineError(f"command in the guest failed: {command!r}: {exc}") from exc
+            proc = subprocess.run(
+                [*self._client_argv(), command], stdin=subprocess.DEVNULL, capture_output=True,
+                timeout=timeout, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise EngineError(
+                f"command in the guest timed out after {timeout:.0f}s: {command!r}"
+            ) from exc
+        out = (proc.stdout + proc.stderr).decode(errors="replace")
+        if proc.returncode == SSH_FAILED and not self.alive():
+            raise EngineError(f"the SSH connection to the guest is gone: {out.strip()}")
+        return proc.returncode, out
+
+    def forward_unix(self, local: Path, remote: str) -> None:
+        """Add ``local`` (a unix socket on the host) → ``remote`` (one in the guest) to the master."""
+        proc = subprocess.run(
+            self._client_argv("-O", "forward", "-L", f"{local}:{remote}"),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise EngineError(f"could not forward {local} to the guest: {proc.stderr.strip()}")
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                subprocess.run(self._client_argv("-O", "exit"), capture_output=True, check=False)
+                try:
+                    self._proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+            if self._proc.stderr is not None:
+                self._proc.stderr.close()
+            self._proc = None
+            self.pid_file.unlink(missing_ok=True)

@@ -20,9 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from moorage.vm.driver import Nic
 
 # QEMU's user-mode network hands out these addresses; the guest sets them
@@ -49,6 +46,13 @@ def ensure_keypair(path: Path, comment: str) -> KeyPair:
     pair = KeyPair(path)
     if path.exists() and pair.public.exists():
         return pair
+    # Imported here: keys are made once per machine, and the agent that only
+    # reuses them should not carry the library's memory for its whole life.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (  # noqa: PLC0415
+        Ed25519PrivateKey,
+    )
+
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(

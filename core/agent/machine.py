@@ -22,8 +22,8 @@ import docker
 from moorage import config as config_mod
 from moorage.agent.events import Event, Kind, State, Status
 from moorage.engine import context
-from moorage.engine.docker_socket import SocketForwarder
-from moorage.engine.ssh import Guest, GuestAddress, write_known_hosts
+from moorage.engine.docker_socket import forward_docker_socket, remove_docker_socket
+from moorage.engine.ssh import GuestAddress, GuestSSH, write_known_hosts
 from moorage.errors import EngineError, MachineError, MoorageError
 from moorage.paths import MachinePaths, private_dir, runtime_dir
 from moorage.vm import accel as accel_mod
@@ -89,8 +89,7 @@ class MachineAgent:
         self._lock = threading.Lock()
         self._busy = threading.Lock()
         self._driver: Driver | None = None
-        self._guest: Guest | None = None
-        self._forwarder: SocketForwarder | None = None
+        self._guest: GuestSSH | None = None
         self._stopping = False
         self.exit_requested = threading.Event()
 
@@ -135,8 +134,7 @@ class MachineAgent:
                 self._fail(f"unexpected error: {exc!r}")
 
     def _fail(self, message: str) -> None:
-        if self._forwarder:
-            self._forwarder.stop()
+        self._disconnect()
         vm_running = self._driver is not None and self._driver.state(self.name) is VMState.RUNNING
         self.events.emit("error", message, phase=self.status.phase)
         self._set(
@@ -222,15 +220,14 @@ class MachineAgent:
 
         t = self._phase("engine", "waiting for dockerd in the guest")
         addr = GuestAddress(self.name, ssh_port, paths.ssh_key, paths.known_hosts)
-        self._guest = Guest(addr)
-        self._guest.wait(time.monotonic() + ENGINE_TIMEOUT)
+        self._guest = GuestSSH(addr, paths.run)
+        self._guest.connect(time.monotonic() + ENGINE_TIMEOUT)
         self._wait_guest_engine(self._guest)
         self._done("engine", t)
 
         t = self._phase("forwarders", "forwarding the Docker socket to the host")
         private_dir(paths.run)
-        self._forwarder = SocketForwarder(addr, paths.docker_socket)
-        self._forwarder.start()
+        forward_docker_socket(self._guest, paths.docker_socket)
         client = docker.DockerClient(base_url=f"unix://{paths.docker_socket}", timeout=30)
         try:
             version = client.version().get("Version", "?")
@@ -338,7 +335,7 @@ class MachineAgent:
             f"the guest did not finish booting in {KERNEL_TIMEOUT:.0f}s; see {self.paths.serial_log}"
         )
 
-    def _wait_guest_engine(self, guest: Guest) -> None:
+    def _wait_guest_engine(self, guest: GuestSSH) -> None:
         deadline = time.monotonic() + ENGINE_TIMEOUT
         probe = "curl -sf --max-time 5 --unix-socket /var/run/docker.sock http://docker/_ping"
         while time.monotonic() < deadline:
@@ -387,9 +384,10 @@ class MachineAgent:
                 self._check_vm()
                 if self.status.state not in ("running", "degraded"):
                     continue
-                if self._forwarder is not None and not self._forwarder.alive():
-                    self._warn("the Docker socket forward died; restarting it")
-                    self._forwarder.start()
+                if self._guest is not None and not self._guest.alive():
+                    self._warn("the SSH connection to the guest died; reconnecting")
+                    self._guest.connect(time.monotonic() + 60)
+                    forward_docker_socket(self._guest, self.paths.docker_socket)
                 if now - last_ping >= PING_EVERY:
                     last_ping = now
                     self._check_engine()
@@ -405,10 +403,7 @@ class MachineAgent:
         assert self._driver is not None
         if self._driver.state(self.name) is VMState.RUNNING or self._stopping:
             return
-        if self._forwarder:
-            self._forwarder.stop()
-        if self._guest:
-            self._guest.close()
+        self._disconnect()
         self.paths.ports_file.unlink(missing_ok=True)
         message = "the VM stopped unexpectedly (killed or crashed); `moorage start` boots it again"
         self.events.emit("error", message)
@@ -452,14 +447,16 @@ class MachineAgent:
             driver = self._driver or drivers.get(self._configured_driver())
             if driver.state(self.name) is VMState.RUNNING:
                 self._poweroff(driver)
-            if self._forwarder:
-                self._forwarder.stop()
-            if self._guest:
-                self._guest.close()
+            self._disconnect()
             self.paths.ports_file.unlink(missing_ok=True)
             self._set("stopped", "stopped", vm_pid=None, phase=None)
         if then_exit:
             self.exit_requested.set()
+
+    def _disconnect(self) -> None:
+        if self._guest is not None:
+            self._guest.close()
+        remove_docker_socket(self.paths.docker_socket)
 
     def _configured_driver(self) -> str:
         try:
@@ -469,16 +466,17 @@ class MachineAgent:
 
     def _poweroff(self, driver: Driver) -> None:
         runtime = self._read_runtime()
-        if self._guest is None and runtime is not None:
-            addr = GuestAddress(
-                self.name, int(runtime["ssh_port"]), self.paths.ssh_key, self.paths.known_hosts
-            )
-            self._guest = Guest(addr)
-        if self._guest is not None:
-            try:
+        try:
+            if (self._guest is None or not self._guest.alive()) and runtime is not None:
+                addr = GuestAddress(
+                    self.name, int(runtime["ssh_port"]), self.paths.ssh_key, self.paths.known_hosts
+                )
+                self._guest = GuestSSH(addr, self.paths.run)
+                self._guest.connect(time.monotonic() + 15)
+            if self._guest is not None:
                 self._guest.run("busybox poweroff", timeout=10)
-            except EngineError as exc:
-                log.warning("graceful poweroff failed: %s", exc)
+        except EngineError as exc:
+            log.warning("graceful poweroff failed: %s", exc)
         deadline = time.monotonic() + STOP_TIMEOUT
         while driver.state(self.name) is VMState.RUNNING and time.monotonic() < deadline:
             time.sleep(0.2)
