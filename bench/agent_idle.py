@@ -32,11 +32,11 @@ def main() -> None:
     st = ensure_machine()
     header(f"host agent idle cost over {seconds:.0f} s")
     agent = int(st["agent_pid"])  # type: ignore[arg-type]
-    ssh = int((HOME / "run" / NAME / "docker.ssh.pid").read_text())
+    ssh = int((HOME / "run" / NAME / "ssh.pid").read_text())
     time.sleep(5)  # let the start settle
     before = {p: cpu_seconds(p) for p in (agent, ssh)}
     time.sleep(seconds)
-    for label, pid in (("agent", agent), ("ssh forward", ssh)):
+    for label, pid in (("agent", agent), ("ssh master", ssh)):
         used = cpu_seconds(pid) - before[pid]
         print(
             f"{label:12} RSS {rss_mb(pid):6.1f} MB  CPU {100 * used / seconds:5.2f} % of a core"

@@ -174,6 +174,13 @@ def test_save_and_load_of_a_500mb_image_round_trip_byte_for_byte(
         machine.docker("rmi", "moorage-test/big")
 
 
+def test_containers_cannot_reach_the_guests_ssh_server(machine: Machine) -> None:
+    probe = "timeout 5 sh -c 'echo | nc 10.0.2.15 22' 2>&1; echo done"
+    out = machine.docker("run", "--rm", TEST_IMAGE, "sh", "-c", probe).stdout.decode()
+    assert "done" in out
+    assert "SSH-2.0" not in out
+
+
 def test_shell_and_logs(machine: Machine) -> None:
     assert machine.moorage("shell", "cat /etc/hostname").stdout.strip() == "moorage-e2e"
     assert "moorage: boot done" in machine.moorage("logs", "-n", "200").stdout

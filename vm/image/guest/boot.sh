@@ -69,9 +69,18 @@ while read -r mac addr gw; do
     [ -n "$dev" ] || { say "error: no NIC with MAC $mac"; continue; }
     ip link set "$dev" up
     ip addr add "$addr" dev "$dev"
+    [ -n "${host_nic:-}" ] || host_nic=$dev
     [ "$gw" = "-" ] || ip route add default via "$gw" dev "$dev"
 done < $CFG/network.conf
 cp $CFG/resolv.conf /etc/resolv.conf
+# sshd is for the host alone, which comes in through the first user-mode NIC
+# (QEMU's forward from the host's loopback). Containers can reach the guest's
+# addresses too, so port 22 is refused on every other interface.
+if [ -n "${host_nic:-}" ]; then
+    iptables -A INPUT -p tcp --dport 22 -i "$host_nic" -j ACCEPT
+    iptables -A INPUT -p tcp --dport 22 -i lo -j ACCEPT
+    iptables -A INPUT -p tcp --dport 22 -j DROP
+fi
 say "network"
 
 # SSH: the host made both the host key and the authorized key, so the host
