@@ -111,12 +111,15 @@ class MachineAgent:
     def request_start(self) -> int:
         """Begin a start in the background unless one runs or the machine is up.
 
-        Returns the id of the last event before the start, for clients to follow.
+        A ``degraded`` machine is started again: the chain adopts its running VM
+        and rebuilds the SSH connection and the socket forward. Returns the id of
+        the last event before the start, for clients to follow.
         """
         since = self.events.last_id
-        if self.status.state in ("running", "degraded", "starting", "stopping"):
-            if self.status.state in ("running", "degraded"):
-                self.events.emit("ready", "already running")
+        if self.status.state == "running":
+            self.events.emit("ready", "already running")
+            return since
+        if self.status.state in ("starting", "stopping"):
             return since
         self._stopping = False
         self._set("starting", "starting", error=None, warnings=[], phase_seconds={})
