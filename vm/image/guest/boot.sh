@@ -104,9 +104,11 @@ if [ $fsck_rc -ge 4 ]; then
     say "error: data disk needs manual repair (e2fsck exit $fsck_rc); not mounting it"
     exit 1
 fi
-resize2fs "$DATA" > /dev/null 2>&1
 mkdir -p /mnt/data
 mount -t ext4 -o noatime "$DATA" /mnt/data || { say "error: cannot mount data disk"; exit 1; }
+# Grown in the config? Fill the disk. Online, because resize2fs refuses an
+# unmounted file system that was not just checked with e2fsck -f.
+resize2fs "$DATA" > /dev/console 2>&1
 for d in docker containerd; do
     mkdir -p /mnt/data/$d /var/lib/$d
     mount --bind /mnt/data/$d /var/lib/$d
