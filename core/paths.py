@@ -13,14 +13,16 @@ The runtime directory is short on purpose: a unix socket path must fit in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
 
-from moorage.errors import ConfigError
+from moorage.errors import ConfigError, HostError
 
 APP = "moorage"
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
@@ -70,7 +72,24 @@ def runtime_dir() -> Path:
     if run_user.is_dir() and os.access(run_user, os.W_OK):
         return run_user / APP
     # No per-user runtime dir (root on a server, a container): a private folder in /tmp.
-    return Path(f"/tmp/{APP}-{os.getuid()}")
+    return _own_tmp_dir(Path(f"/tmp/{APP}-{os.getuid()}"))
+
+
+def _own_tmp_dir(path: Path) -> Path:
+    """Create ``path`` 0700, or accept it only if it is ours: in /tmp anyone could
+    have made it first (or made it a symlink) to catch our sockets."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise HostError(
+            f"{path} exists but is not a folder owned by you, so moorage will not put its "
+            "sockets there",
+            fix="remove it, or set XDG_RUNTIME_DIR to a private folder of yours",
+        )
+    if st.st_mode & 0o077:
+        path.chmod(0o700)
+    return path
 
 
 def images_dir() -> Path:
