@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,18 +111,19 @@ class GuestSSH:
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
-    def connect(self, deadline: float) -> None:
-        """Open the master, retrying until ``deadline`` (monotonic) while the guest boots."""
+    def connect(self, deadline: float, give_up: Callable[[], bool] = lambda: False) -> None:
+        """Open the master, retrying until ``deadline`` (monotonic) while the guest boots,
+        or until ``give_up()`` says the caller no longer wants it."""
         self.close()
         self._end_orphan()
         last = ""
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not give_up():
             self._proc = subprocess.Popen(
                 self._master_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )  # fmt: skip
             self.pid_file.write_text(f"{self._proc.pid}\n")
-            while self._proc.poll() is None and time.monotonic() < deadline:
+            while self._proc.poll() is None and time.monotonic() < deadline and not give_up():
                 check = subprocess.run(
                     self._client_argv("-O", "check"), capture_output=True, check=False
                 )

@@ -88,6 +88,9 @@ class MachineAgent:
         self.status = Status(machine=name, agent_pid=os.getpid())
         self._lock = threading.Lock()
         self._busy = threading.Lock()
+        # Set by stop: a start still booting gives up at its next check instead of
+        # making the stop wait minutes for a boot nobody wants any more.
+        self._cancel = threading.Event()
         self._driver: Driver | None = None
         self._guest: GuestSSH | None = None
         self._stopping = False
@@ -122,6 +125,7 @@ class MachineAgent:
         if self.status.state in ("starting", "stopping"):
             return since
         self._stopping = False
+        self._cancel.clear()
         self._set("starting", "starting", error=None, warnings=[], phase_seconds={})
         threading.Thread(target=self._start, name="start", daemon=True).start()
         return since
@@ -144,7 +148,12 @@ class MachineAgent:
             "degraded" if vm_running else "stopped", "start failed", error=message, phase=None
         )
 
+    def _check_cancel(self) -> None:
+        if self._cancel.is_set():
+            raise MachineError("the start was cancelled by `moorage stop`")
+
     def _phase(self, name: str, message: str) -> float:
+        self._check_cancel()
         with self._lock:
             self.status.phase = name
         self.events.emit("phase", message, phase=name)
@@ -224,7 +233,7 @@ class MachineAgent:
         t = self._phase("engine", "waiting for dockerd in the guest")
         addr = GuestAddress(self.name, ssh_port, paths.ssh_key, paths.known_hosts)
         self._guest = GuestSSH(addr, paths.run)
-        self._guest.connect(time.monotonic() + ENGINE_TIMEOUT)
+        self._guest.connect(time.monotonic() + ENGINE_TIMEOUT, give_up=self._cancel.is_set)
         self._wait_guest_engine(self._guest)
         self._done("engine", t)
 
@@ -314,6 +323,7 @@ class MachineAgent:
         deadline = time.monotonic() + KERNEL_TIMEOUT
         seen = 0
         while time.monotonic() < deadline:
+            self._check_cancel()
             if driver.state(self.name) is not VMState.RUNNING:
                 raise MachineError(
                     f"the VM stopped while booting; see {self.paths.serial_log}",
@@ -342,6 +352,7 @@ class MachineAgent:
         deadline = time.monotonic() + ENGINE_TIMEOUT
         probe = "curl -sf --max-time 5 --unix-socket /var/run/docker.sock http://docker/_ping"
         while time.monotonic() < deadline:
+            self._check_cancel()
             rc, out = guest.run(probe, timeout=15)
             if rc == 0 and out.strip() == "OK":
                 return
@@ -444,6 +455,7 @@ class MachineAgent:
     # ----- stop --------------------------------------------------------
 
     def stop(self, then_exit: bool = True) -> None:
+        self._cancel.set()
         with self._busy:
             self._stopping = True
             self._set("stopping", "stopping")
@@ -476,10 +488,14 @@ class MachineAgent:
                 )
                 self._guest = GuestSSH(addr, self.paths.run)
                 self._guest.connect(time.monotonic() + 15)
-            if self._guest is not None:
-                self._guest.run("busybox poweroff", timeout=10)
+            if self._guest is None:
+                raise EngineError("no SSH address recorded for the guest")
+            self._guest.run("busybox poweroff", timeout=10)
         except EngineError as exc:
-            log.warning("graceful poweroff failed: %s", exc)
+            # Unreachable (still booting, or its sshd is gone): nothing to shut down cleanly.
+            log.warning("graceful poweroff impossible (%s); stopping the VM hard", exc)
+            driver.kill(self.name)
+            return
         deadline = time.monotonic() + STOP_TIMEOUT
         while driver.state(self.name) is VMState.RUNNING and time.monotonic() < deadline:
             time.sleep(0.2)
