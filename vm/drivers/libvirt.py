@@ -23,8 +23,8 @@ from xml.etree import ElementTree as ET
 
 from moorage.errors import HostError, MachineError
 from moorage.vm.accel import find_qemu
-from moorage.vm.driver import DriverFeatures, Forward, MachineSpec, VMState
-from moorage.vm.drivers.qemu import hostfwd
+from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
+from moorage.vm.drivers.hostfwd import MonitorForwards
 
 FEATURES = DriverFeatures(
     name="libvirt",
@@ -111,8 +111,9 @@ def domain_xml(spec: MachineSpec, emulator: str, *, run_as_owner: bool = True) -
     return ET.tostring(dom, encoding="unicode") + "\n"
 
 
-class LibvirtDriver:
+class LibvirtDriver(MonitorForwards):
     features = FEATURES
+    netdev = "hostnet0"
 
     def __init__(self, uri: str | None = None) -> None:
         self.uri = uri or default_uri()
@@ -244,16 +245,6 @@ class LibvirtDriver:
         flags = libvirt_qemu.VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP
         return str(
             self._call(command, lambda: libvirt_qemu.qemuMonitorCommand(dom, command, flags))
-        )
-
-    def add_forward(self, name: str, forward: Forward) -> None:
-        out = self._hmp(name, f"hostfwd_add hostnet0 {hostfwd(forward)}").strip()
-        if out:
-            raise MachineError(f"could not forward {hostfwd(forward)}: {out}")
-
-    def remove_forward(self, name: str, forward: Forward) -> None:
-        self._hmp(
-            name, f"hostfwd_remove hostnet0 {forward.proto}:{forward.host_addr}:{forward.host_port}"
         )
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from moorage.errors import HostError, MachineError
 from moorage.vm.accel import find_qemu
-from moorage.vm.driver import DriverFeatures, Forward, MachineSpec, VMState
+from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
+from moorage.vm.drivers.hostfwd import MonitorForwards, hostfwd
 
 FEATURES = DriverFeatures(
     name="qemu",
@@ -27,10 +28,6 @@ FEATURES = DriverFeatures(
     shared_folders=(),
     runtime_forwards=True,
 )
-
-
-def hostfwd(forward: Forward) -> str:
-    return f"{forward.proto}:{forward.host_addr}:{forward.host_port}-:{forward.guest_port}"
 
 
 def qemu_args(spec: MachineSpec, qemu: str) -> list[str]:
@@ -97,8 +94,9 @@ def qemu_args(spec: MachineSpec, qemu: str) -> list[str]:
     return args
 
 
-class QemuDriver:
+class QemuDriver(MonitorForwards):
     features = FEATURES
+    netdev = "net0"
 
     def __init__(self, qemu: str | None = None) -> None:
         self._qemu = qemu
@@ -174,16 +172,6 @@ class QemuDriver:
             if "error" in reply:
                 raise MachineError(f"QEMU refused {command!r}: {reply['error']}")
             return str(reply["return"])
-
-    def add_forward(self, name: str, forward: Forward) -> None:
-        out = self._hmp(name, f"hostfwd_add net0 {hostfwd(forward)}")
-        if out.strip():
-            raise MachineError(f"could not forward {hostfwd(forward)}: {out.strip()}")
-
-    def remove_forward(self, name: str, forward: Forward) -> None:
-        self._hmp(
-            name, f"hostfwd_remove net0 {forward.proto}:{forward.host_addr}:{forward.host_port}"
-        )
 
 
 def create() -> QemuDriver:
