@@ -214,6 +214,10 @@ def status(machine: str, as_json: bool) -> None:
         console.print(f"engine:    docker {st.engine_version}")
     if st.docker_socket:
         console.print(f"socket:    {st.docker_socket}")
+    if st.ports:
+        console.print(f"ports:     {', '.join(st.ports)}")
+    for c in st.port_conflicts:
+        console.print(f"[yellow]port:[/yellow]      {c}")
     for w in st.warnings:
         console.print(f"[yellow]warning:[/yellow]   {w}")
     if st.error:

@@ -15,6 +15,7 @@ on the next start.
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -131,6 +132,12 @@ OPTIONS: tuple[Option, ...] = (
         _one_of("auto", "kvm", "tcg"),
     ),
     Option(
+        "expose_ports",
+        bool,
+        lambda _h: False,
+        "Forward published container ports on all host interfaces, not only on loopback.",
+    ),
+    Option(
         "engine",
         dict,
         lambda _h: {},
@@ -148,6 +155,7 @@ class MachineConfig:
     driver: str
     image: str
     accel: str
+    expose_ports: bool = False
     engine: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -160,6 +168,8 @@ def _type_ok(value: Any, kind: type) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind is bool:
+        return isinstance(value, bool)
     return isinstance(value, kind)
 
 
@@ -209,7 +219,7 @@ def template(host: HostFacts) -> str:
             continue
         lines.append(f"# {option.description}")
         value = option.default(host)
-        shown = f'"{value}"' if isinstance(value, str) else value
+        shown = json.dumps(value)  # TOML spells str, int, float and bool the same way
         lines.append(f"# {option.key} = {shown}")
         lines.append("")
     lines += ["# Extra dockerd settings:", "# [engine]", "# debug = true", ""]

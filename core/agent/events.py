@@ -56,6 +56,10 @@ class Status:
     agent_pid: int | None = None
     vm_pid: int | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    ports: list[str] = field(default_factory=list)
+    """Forwarded host ports, e.g. ``127.0.0.1:8080/tcp``."""
+    port_conflicts: list[str] = field(default_factory=list)
+    """Published ports the host could not bind yet, with the reason."""
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 

@@ -23,6 +23,7 @@ from moorage import config as config_mod
 from moorage.agent.events import Event, Kind, State, Status
 from moorage.engine import context
 from moorage.engine.docker_socket import forward_docker_socket, remove_docker_socket
+from moorage.engine.port_watcher import PortWatcher
 from moorage.engine.ssh import GuestAddress, GuestSSH, write_known_hosts
 from moorage.errors import EngineError, MachineError, MoorageError
 from moorage.paths import MachinePaths, private_dir, runtime_dir
@@ -93,6 +94,7 @@ class MachineAgent:
         self._cancel = threading.Event()
         self._driver: Driver | None = None
         self._guest: GuestSSH | None = None
+        self._ports: PortWatcher | None = None
         self._stopping = False
         self.exit_requested = threading.Event()
 
@@ -107,7 +109,11 @@ class MachineAgent:
 
     def snapshot(self) -> Status:
         with self._lock:
-            return Status.from_json(self.status.to_json())
+            status = Status.from_json(self.status.to_json())
+        if self._ports is not None:
+            status.ports = self._ports.active
+            status.port_conflicts = sorted(self._ports.conflicts.values())
+        return status
 
     # ----- start -------------------------------------------------------
 
@@ -165,6 +171,10 @@ class MachineAgent:
 
     def _progress(self, line: str) -> None:
         self.events.emit("progress", line, phase=self.status.phase)
+
+    def _port_news(self, message: str) -> None:
+        """Port conflicts come and go: events only, ``status`` shows the live list."""
+        self.events.emit("warning", message)
 
     def _warn(self, message: str) -> None:
         with self._lock:
@@ -254,6 +264,14 @@ class MachineAgent:
                 self._progress(f"docker context {context.context_name(self.name)!r} is set up")
         except EngineError as exc:
             self._warn(str(exc))
+        self._ports = PortWatcher(
+            paths.docker_socket,
+            lambda f: driver.add_forward(self.name, f),
+            lambda f: driver.remove_forward(self.name, f),
+            expose=cfg.expose_ports,
+            report=self._port_news,
+        )
+        self._ports.start()
         self._done("forwarders", t)
         self._sync_clock()
         self._set(
@@ -402,6 +420,8 @@ class MachineAgent:
                     self._warn("the SSH connection to the guest died; reconnecting")
                     self._guest.connect(time.monotonic() + 60)
                     forward_docker_socket(self._guest, self.paths.docker_socket)
+                if self._ports is not None and self._ports.conflicts:
+                    self._ports.retry()
                 if now - last_ping >= PING_EVERY:
                     last_ping = now
                     self._check_engine()
@@ -469,6 +489,9 @@ class MachineAgent:
             self.exit_requested.set()
 
     def _disconnect(self) -> None:
+        if self._ports is not None:
+            self._ports.stop()
+            self._ports = None
         if self._guest is not None:
             self._guest.close()
         remove_docker_socket(self.paths.docker_socket)

@@ -26,6 +26,7 @@ from moorage.paths import cache_dir
 
 BUSYBOX = Path("/bin/busybox")
 TEST_IMAGE = "moorage-test/busybox:latest"
+UDP_ECHO_C = Path(__file__).with_name("udp_echo.c")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -104,6 +105,12 @@ def busybox_tar(extra: dict[str, Path] | None = None) -> bytes:
     return buf.getvalue()
 
 
+def unique(name: str) -> str:
+    """Machine names are also libvirt domain names, which one libvirtd shares between
+    every MOORAGE_HOME: two test runs at once must not drive each other's VMs."""
+    return f"{name}-{os.getpid() % 100000}"
+
+
 def _start(name: str, home: Path, driver: str | None = None) -> Machine:
     env = {**os.environ, "MOORAGE_HOME": str(home), "MOORAGE_CACHE": str(cache_dir())}
     env.pop("DOCKER_HOST", None)
@@ -121,9 +128,12 @@ def _start(name: str, home: Path, driver: str | None = None) -> Machine:
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
     home = Path(f"/tmp/moorage-e2e-{os.getpid()}")
-    m = _start("e2e", home)
+    m = _start(unique("e2e"), home)
     try:
-        m.docker("import", "-c", 'CMD ["/bin/sh"]', "-", TEST_IMAGE, input=busybox_tar())
+        udp_echo = home / "udp_echo"
+        subprocess.run(["gcc", "-static", "-O2", "-o", str(udp_echo), str(UDP_ECHO_C)], check=True)
+        image = busybox_tar({"bin/udp_echo": udp_echo})
+        m.docker("import", "-c", 'CMD ["/bin/sh"]', "-", TEST_IMAGE, input=image)
         yield m
     finally:
         m.moorage("delete", "--yes", check=False, timeout=300)

@@ -8,9 +8,12 @@ import os
 import pty
 import select
 import signal
+import socket
 import subprocess
 import tarfile
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from .conftest import TEST_IMAGE, Machine, busybox_tar
@@ -39,10 +42,10 @@ def test_docker_cli_and_sdk_reach_the_guest_engine(machine: Machine) -> None:
         "version", "--format", "{{.Server.Version}} {{.Server.Os}}"
     ).stdout.decode()
     assert out.startswith("26.") and "linux" in out
-    ctx = machine.docker("--context", "moorage-e2e", "info", "--format", "{{.Name}}").stdout
-    assert ctx.decode().strip() == "moorage-e2e"
+    ctx = machine.docker("--context", f"moorage-{machine.name}", "info", "--format", "{{.Name}}")
+    assert ctx.stdout.decode().strip() == f"moorage-{machine.name}"
     info = machine.client().info()
-    assert info["Name"] == "moorage-e2e"
+    assert info["Name"] == f"moorage-{machine.name}"
     env = machine.moorage("docker-env").stdout
     assert env.strip() == f"export DOCKER_HOST=unix://{machine.socket}"
 
@@ -182,7 +185,7 @@ def test_containers_cannot_reach_the_guests_ssh_server(machine: Machine) -> None
 
 
 def test_shell_and_logs(machine: Machine) -> None:
-    assert machine.moorage("shell", "cat /etc/hostname").stdout.strip() == "moorage-e2e"
+    assert machine.moorage("shell", "cat /etc/hostname").stdout.strip() == f"moorage-{machine.name}"
     assert "moorage: boot done" in machine.moorage("logs", "-n", "200").stdout
     assert "level=" in machine.moorage("logs", "--engine", "-n", "20").stdout
 
@@ -194,7 +197,7 @@ def test_context_use_makes_the_machine_current(machine: Machine) -> None:
         shown = subprocess.run(
             ["docker", "context", "show"], env=env, capture_output=True, text=True, check=True
         ).stdout.strip()
-        assert shown == "moorage-e2e"
+        assert shown == f"moorage-{machine.name}"
         out = subprocess.run(
             ["docker", "version", "--format", "{{.Server.Version}}"],
             env=env,
@@ -207,6 +210,102 @@ def test_context_use_makes_the_machine_current(machine: Machine) -> None:
         subprocess.run(
             ["docker", "context", "use", "default"], env=env, capture_output=True, check=False
         )
+
+
+HTTPD = "mkdir -p /www && echo hello-port > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def _http_get(port: int, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+                return str(r.read().decode())
+        except OSError as exc:
+            last = exc
+            time.sleep(0.2)
+    raise AssertionError(f"nothing answered on 127.0.0.1:{port}: {last}")
+
+
+def _host_port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not happen within {timeout:.0f}s")
+
+
+def test_published_port_answers_on_localhost_and_follows_the_container(machine: Machine) -> None:
+    cid = machine.docker("run", "-d", "-p", "18080:80", TEST_IMAGE, "sh", "-c", HTTPD)
+    cid_s = cid.stdout.decode().strip()
+    try:
+        started = time.monotonic()
+        assert _http_get(18080).strip() == "hello-port"
+        print(f"forward answered {time.monotonic() - started:.2f}s after `docker run -d` returned")
+        assert "127.0.0.1:18080/tcp" in machine.status()["ports"]  # type: ignore[operator]
+        assert not _host_port_free(18080)
+        machine.docker("stop", "-t", "1", cid_s)
+        _wait(lambda: _host_port_free(18080), 30, "the forward's removal after docker stop")
+        machine.docker("start", cid_s)
+        assert _http_get(18080).strip() == "hello-port"
+    finally:
+        machine.docker("rm", "-f", cid_s)
+    _wait(lambda: _host_port_free(18080), 30, "the forward's removal after docker rm")
+
+
+def test_published_udp_port_echoes(machine: Machine) -> None:
+    cid = (
+        machine.docker("run", "-d", "-p", "15353:9999/udp", TEST_IMAGE, "udp_echo", "9999")
+        .stdout.decode()
+        .strip()
+    )
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(2)
+            deadline, answer = time.monotonic() + 90, b""
+            while time.monotonic() < deadline and not answer:
+                s.sendto(b"udp-echo\n", ("127.0.0.1", 15353))
+                try:
+                    answer = s.recv(100)
+                except TimeoutError:
+                    continue
+        assert answer == b"udp-echo\n"
+    finally:
+        machine.docker("rm", "-f", cid)
+
+
+def test_busy_host_port_is_reported_and_forwarded_once_free(machine: Machine) -> None:
+    hold = socket.socket()
+    hold.bind(("127.0.0.1", 18081))
+    hold.listen()
+    cid = machine.docker("run", "-d", "-p", "18081:80", TEST_IMAGE, "sh", "-c", HTTPD)
+    cid_s = cid.stdout.decode().strip()
+    try:
+        _wait(
+            lambda: any("18081" in c for c in machine.status()["port_conflicts"]),  # type: ignore[union-attr]
+            60,
+            "the conflict report",
+        )
+        assert "already in use" in machine.moorage("status").stdout
+        running = machine.docker("inspect", "-f", "{{.State.Running}}", cid_s).stdout
+        assert running.decode().strip() == "true"
+        hold.close()
+        assert _http_get(18081, timeout=60).strip() == "hello-port"
+        assert machine.status()["port_conflicts"] == []
+    finally:
+        hold.close()
+        machine.docker("rm", "-f", cid_s)
 
 
 def test_start_is_idempotent(machine: Machine) -> None:

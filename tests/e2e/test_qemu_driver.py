@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .conftest import _start
+from .conftest import _start, unique
 
 
 def test_qemu_driver_boots_to_a_working_engine(fresh_home: Path) -> None:
-    m = _start("e2eq", fresh_home, driver="qemu")
+    m = _start(unique("e2eq"), fresh_home, driver="qemu")
     try:
         st = m.status()
         assert st["driver"] == "qemu" and st["state"] == "running"

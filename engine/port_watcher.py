@@ -1,0 +1,130 @@
+"""Keeps the host's forwards equal to the ports the engine publishes.
+
+Follows the engine's event stream (docker-py, through the host socket) and,
+on every container start, stop or death, and after its own start, reconciles
+the *whole* set with ``ports.desired``: nothing is missed if an event is lost
+or the agent restarted, nothing is left behind. A host port that cannot be
+bound (busy, or privileged for this user) is kept as a conflict and tried
+again on every ``retry``, so the forward appears as soon as the port frees.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+
+from moorage.engine import ports
+from moorage.errors import MoorageError
+from moorage.vm.driver import Forward
+
+log = logging.getLogger("moorage.ports")
+_EVENTS = ("start", "stop", "die", "kill", "pause", "unpause", "destroy")
+
+
+class PortWatcher:
+    def __init__(
+        self,
+        socket: Path,
+        add: Callable[[Forward], None],
+        remove: Callable[[Forward], None],
+        *,
+        expose: bool,
+        report: Callable[[str], None],
+    ) -> None:
+        self._socket = socket
+        self._add, self._remove = add, remove
+        self._expose = expose
+        self._report = report
+        self._lock = threading.Lock()
+        self._active: set[Forward] = set()
+        self.conflicts: dict[Forward, str] = {}
+        self._stop = threading.Event()
+        self._client: docker.APIClient | None = None
+
+    @property
+    def active(self) -> list[str]:
+        with self._lock:
+            return sorted(ports.describe(f) for f in self._active)
+
+    def start(self) -> None:
+        threading.Thread(target=self._follow, name="ports", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._client is not None:
+            self._client.close()
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=None)
+                events = self._client.events(decode=True, filters={"type": ["container"]})
+                self.reconcile()
+                for event in events:
+                    if self._stop.is_set():
+                        return
+                    if event.get("Action") in _EVENTS or event.get("status") in _EVENTS:
+                        self.reconcile()
+            except Exception as exc:  # the stream breaks for many reasons: follow it again
+                if self._stop.is_set():
+                    return
+                log.warning("engine event stream broke (%s); following it again", exc)
+            self._stop.wait(2)
+
+    def reconcile(self) -> None:
+        """Bring the forwards in line with what the engine publishes now."""
+        client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=30)
+        try:
+            wanted = ports.desired(ports.published(client.containers()), expose=self._expose)
+        finally:
+            client.close()
+        with self._lock:
+            to_add, to_remove = ports.plan(self._active, wanted)
+            for forward in to_remove:
+                try:
+                    self._remove(forward)
+                except MoorageError as exc:
+                    log.warning("removing %s: %s", ports.describe(forward), exc)
+                self._active.discard(forward)
+            for forward in list(self.conflicts):
+                if forward not in wanted:
+                    del self.conflicts[forward]
+            self._add_all(to_add)
+
+    def retry(self) -> None:
+        """Try the conflicting forwards again (the health loop calls this)."""
+        with self._lock:
+            self._add_all(set(self.conflicts))
+
+    def _add_all(self, forwards: set[Forward]) -> None:
+        for forward in sorted(forwards, key=lambda f: (f.host_port, f.proto)):
+            try:
+                self._add(forward)
+            except MoorageError:
+                if forward not in self.conflicts:
+                    reason = _why_unbindable(forward)
+                    self.conflicts[forward] = reason
+                    self._report(reason)
+                continue
+            self._active.add(forward)
+            if self.conflicts.pop(forward, None) is not None:
+                self._report(f"host port {ports.describe(forward)} is free now and forwarded")
+
+
+def _why_unbindable(forward: Forward) -> str:
+    where = ports.describe(forward)
+    if forward.host_port < 1024 and os.getuid() != 0:
+        return (
+            f"host port {where} is privileged and this user cannot bind it; the container runs "
+            "but is not reachable there: publish a port >= 1024, or allow it with "
+            "`sudo sysctl net.ipv4.ip_unprivileged_port_start=PORT`"
+        )
+    return (
+        f"host port {where} is already in use on the host; the container keeps running and "
+        "the forward is made as soon as the port frees"
+    )

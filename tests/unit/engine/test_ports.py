@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from moorage.engine import ports
+from moorage.vm.driver import Forward
+
+
+def container(*bindings: tuple[str, int, str]) -> dict[str, Any]:
+    return {
+        "Ports": [
+            {"IP": ip, "PrivatePort": 80, "PublicPort": port, "Type": proto}
+            for ip, port, proto in bindings
+        ]
+        + [{"PrivatePort": 9000, "Type": "tcp"}]  # exposed, not published: no forward
+    }
+
+
+@pytest.mark.parametrize(
+    ("bindings", "expose", "want"),
+    [
+        ([("0.0.0.0", 8080, "tcp"), ("::", 8080, "tcp")], False, {("tcp", "127.0.0.1", 8080)}),
+        ([("0.0.0.0", 8080, "tcp")], True, {("tcp", "0.0.0.0", 8080)}),
+        ([("127.0.0.1", 8080, "tcp")], True, {("tcp", "127.0.0.1", 8080)}),
+        ([("::1", 5353, "udp")], True, {("udp", "127.0.0.1", 5353)}),
+        (
+            [("0.0.0.0", 53, "udp"), ("0.0.0.0", 53, "tcp")],
+            False,
+            {("udp", "127.0.0.1", 53), ("tcp", "127.0.0.1", 53)},
+        ),
+        ([("0.0.0.0", 9, "sctp")], False, set()),
+    ],
+)
+def test_desired_forwards(
+    bindings: list[tuple[str, int, str]], expose: bool, want: set[tuple[str, str, int]]
+) -> None:
+    got = ports.desired(ports.published([container(*bindings)]), expose=expose)
+    assert {(f.proto, f.host_addr, f.host_port) for f in got} == want
+    assert all(f.guest_port == f.host_port for f in got)
+
+
+def test_plan_adds_the_new_and_removes_the_gone() -> None:
+    a, b, c = (Forward("tcp", "127.0.0.1", p, p) for p in (1, 2, 3))
+    assert ports.plan({a, b}, {b, c}) == ({c}, {a})
+    assert ports.plan({a}, {a}) == (set(), set())
+
+
+def test_containers_without_ports() -> None:
+    assert ports.published([{"Ports": None}, {}]) == set()
