@@ -1,7 +1,8 @@
 """Keeps the host's forwards equal to the ports the engine publishes.
 
 Follows the engine's event stream (docker-py, through the host socket) and,
-on every container start, stop or death, and after its own start, reconciles
+on every container start, stop or death, every swarm service change, and
+after its own start, reconciles
 the *whole* set with ``ports.desired``: nothing is missed if an event is lost
 or the agent restarted, nothing is left behind. A host port that cannot be
 bound (busy, or privileged for this user) is kept as a conflict and tried
@@ -23,7 +24,18 @@ from moorage.errors import MoorageError
 from moorage.vm.driver import Forward
 
 log = logging.getLogger("moorage.ports")
-_EVENTS = ("start", "stop", "die", "kill", "pause", "unpause", "destroy")
+_EVENTS = (
+    "start",
+    "stop",
+    "die",
+    "kill",
+    "pause",
+    "unpause",
+    "destroy",
+    "create",
+    "update",
+    "remove",
+)
 
 
 class PortWatcher:
@@ -63,7 +75,9 @@ class PortWatcher:
         while not self._stop.is_set():
             try:
                 self._client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=None)
-                events = self._client.events(decode=True, filters={"type": ["container"]})
+                events = self._client.events(
+                    decode=True, filters={"type": ["container", "service"]}
+                )
                 self.reconcile()
                 for event in events:
                     if self._stop.is_set():
@@ -80,7 +94,10 @@ class PortWatcher:
         """Bring the forwards in line with what the engine publishes now."""
         client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=30)
         try:
-            wanted = ports.desired(ports.published(client.containers()), expose=self._expose)
+            found = ports.published(client.containers())
+            if client.info().get("Swarm", {}).get("ControlAvailable"):
+                found |= ports.published_by_services(client.services())
+            wanted = ports.desired(found, expose=self._expose)
         finally:
             client.close()
         with self._lock:

@@ -10,7 +10,8 @@ Rules:
 - a port the engine binds to loopback only (``-p 127.0.0.1:8080:80``) is
   forwarded on the host's loopback only;
 - any other port binds the host's loopback too, unless the machine's config
-  says ``expose_ports = true``, when it binds all host interfaces.
+  says ``expose_ports = true``, when it binds all host interfaces;
+- swarm services' routing-mesh ports count like any other published port.
 """
 
 from __future__ import annotations
@@ -33,6 +34,20 @@ def published(containers: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, in
             public = port.get("PublicPort")
             if public:
                 found.add((str(port.get("Type", "tcp")), str(port.get("IP") or ""), int(public)))
+    return found
+
+
+def published_by_services(services: Sequence[Mapping[str, Any]]) -> set[tuple[str, str, int]]:
+    """Ports swarm services publish through the routing mesh (``GET /services``).
+
+    Host-mode ports belong to a task's container and are found by ``published``.
+    """
+    found = set()
+    for service in services:
+        endpoint = service.get("Endpoint") or {}
+        for port in endpoint.get("Ports") or ():
+            if port.get("PublishMode", "ingress") == "ingress" and port.get("PublishedPort"):
+                found.add((str(port.get("Protocol", "tcp")), "", int(port["PublishedPort"])))
     return found
 
 

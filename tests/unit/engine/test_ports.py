@@ -49,3 +49,39 @@ def test_plan_adds_the_new_and_removes_the_gone() -> None:
 
 def test_containers_without_ports() -> None:
     assert ports.published([{"Ports": None}, {}]) == set()
+
+
+def test_routing_mesh_ports_of_services() -> None:
+    services = [
+        {
+            "Endpoint": {
+                "Ports": [
+                    {
+                        "Protocol": "tcp",
+                        "TargetPort": 80,
+                        "PublishedPort": 8080,
+                        "PublishMode": "ingress",
+                    },
+                    {
+                        "Protocol": "udp",
+                        "TargetPort": 53,
+                        "PublishedPort": 5353,
+                        "PublishMode": "ingress",
+                    },
+                    {
+                        "Protocol": "tcp",
+                        "TargetPort": 81,
+                        "PublishedPort": 8081,
+                        "PublishMode": "host",
+                    },
+                ]
+            }
+        },
+        {"Endpoint": {}},
+        {},
+    ]
+    got = ports.desired(ports.published_by_services(services), expose=False)
+    assert {(f.proto, f.host_addr, f.host_port) for f in got} == {
+        ("tcp", "127.0.0.1", 8080),
+        ("udp", "127.0.0.1", 5353),
+    }
