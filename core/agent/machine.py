@@ -437,6 +437,11 @@ class MachineAgent:
         assert self._driver is not None
         if self._driver.state(self.name) is VMState.RUNNING or self._stopping:
             return
+        # Declaring a crash tears down the forwards: look twice before doing it.
+        time.sleep(1)
+        if self._driver.state(self.name) is VMState.RUNNING or self._stopping:
+            log.warning("the VM looked stopped for a moment; it runs")
+            return
         self._disconnect()
         self.paths.ports_file.unlink(missing_ok=True)
         message = "the VM stopped unexpectedly (killed or crashed); `moorage start` boots it again"

@@ -197,8 +197,13 @@ class LibvirtDriver(MonitorForwards):
         libvirt = self._libvirt()
         try:
             state, _reason = dom.state()
-        except libvirt.libvirtError:
-            return VMState.STOPPED
+        except libvirt.libvirtError as exc:
+            if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+                return VMState.STOPPED  # it went away between the lookup and the question
+            # Anything else says nothing about the VM: never report a running VM as stopped.
+            raise MachineError(
+                f"libvirt could not tell the VM's state: {exc.get_error_message()}"
+            ) from exc
         running = state in (
             libvirt.VIR_DOMAIN_RUNNING,
             libvirt.VIR_DOMAIN_PAUSED,
