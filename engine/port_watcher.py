@@ -3,8 +3,9 @@
 Follows the engine's event stream (docker-py, through the host socket) and,
 on every container start, stop or death, every swarm service change, and
 after its own start, reconciles
-the *whole* set with ``ports.desired``: nothing is missed if an event is lost
-or the agent restarted, nothing is left behind. A host port that cannot be
+the *whole* set with ``ports.desired``; the agent's health loop reconciles
+again every 15 s, so nothing is missed if an event is lost or the agent
+restarted, and nothing is left behind. A host port that cannot be
 bound (busy, or privileged for this user) is kept as a conflict and tried
 again on every ``retry``, so the forward appears as soon as the port frees.
 """
@@ -92,21 +93,25 @@ class PortWatcher:
 
     def reconcile(self) -> None:
         """Bring the forwards in line with what the engine publishes now."""
-        client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=30)
-        try:
-            found = ports.published(client.containers())
-            if client.info().get("Swarm", {}).get("ControlAvailable"):
-                found |= ports.published_by_services(client.services())
-            wanted = ports.desired(found, expose=self._expose)
-        finally:
-            client.close()
+        # One reconcile at a time, asking and acting under one lock: a slower one that
+        # asked earlier must not undo what a later one did.
         with self._lock:
+            client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=30)
+            try:
+                found = ports.published(client.containers())
+                if client.info().get("Swarm", {}).get("ControlAvailable"):
+                    found |= ports.published_by_services(client.services())
+                wanted = ports.desired(found, expose=self._expose)
+            finally:
+                client.close()
             to_add, to_remove = ports.plan(self._active, wanted)
             for forward in to_remove:
                 try:
                     self._remove(forward)
                 except MoorageError as exc:
+                    # Still bound: keep it, so that the next reconcile removes it.
                     log.warning("removing %s: %s", ports.describe(forward), exc)
+                    continue
                 self._active.discard(forward)
             for forward in list(self.conflicts):
                 if forward not in wanted:

@@ -425,6 +425,8 @@ class MachineAgent:
                 if now - last_ping >= PING_EVERY:
                     last_ping = now
                     self._check_engine()
+                    if self._ports is not None:
+                        self._ports.reconcile()
                 if jumped or now - last_clock >= CLOCK_EVERY:
                     last_clock = now
                     self._sync_clock()
