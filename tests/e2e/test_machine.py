@@ -229,7 +229,9 @@ def _http_get(port: int, timeout: float = 60) -> str:
 
 
 def _host_port_free(port: int) -> bool:
+    """Nobody listens there. SO_REUSEADDR: a closed connection's TIME_WAIT is not a listener."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
