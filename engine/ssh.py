@@ -72,6 +72,7 @@ class GuestSSH:
     def __init__(self, addr: GuestAddress, run_dir: Path) -> None:
         self.addr = addr
         self.control = run_dir / "ssh.ctl"
+        self.log = run_dir / "ssh-master.log"
         self.pid_file = run_dir / "ssh.pid"
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -81,7 +82,7 @@ class GuestSSH:
             "-o", "ControlPersist=no",
             "-o", "ConnectTimeout=10",
             "-o", "ServerAliveInterval=10",
-            "-o", "ServerAliveCountMax=3",
+            "-o", "ServerAliveCountMax=6",
             "-o", "ExitOnForwardFailure=yes",
             # Forwarded unix sockets: replace a stale file, and create it 0600.
             "-o", "StreamLocalBindUnlink=yes",
@@ -118,10 +119,12 @@ class GuestSSH:
         self._end_orphan()
         last = ""
         while time.monotonic() < deadline and not give_up():
-            self._proc = subprocess.Popen(
-                self._master_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )  # fmt: skip
+            # stderr to a file, never a pipe nobody reads: a full pipe would freeze the master.
+            with self.log.open("ab") as log:
+                self._proc = subprocess.Popen(
+                    self._master_argv(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )  # fmt: skip
             self.pid_file.write_text(f"{self._proc.pid}\n")
             while self._proc.poll() is None and time.monotonic() < deadline and not give_up():
                 check = subprocess.run(
@@ -130,9 +133,7 @@ class GuestSSH:
                 if check.returncode == 0:
                     return
                 time.sleep(0.2)
-            if self._proc.stderr is not None:
-                last = self._proc.stderr.read().decode(errors="replace").strip() or last
-                self._proc.stderr.close()
+            last = _tail(self.log) or last
             if "REMOTE HOST IDENTIFICATION HAS CHANGED" in last or "Host key verification" in last:
                 raise EngineError(
                     "the guest's SSH host key is not the one moorage made for it; refusing to "
@@ -177,7 +178,12 @@ class GuestSSH:
                 except subprocess.TimeoutExpired:
                     self._proc.kill()
                     self._proc.wait()
-            if self._proc.stderr is not None:
-                self._proc.stderr.close()
             self._proc = None
             self.pid_file.unlink(missing_ok=True)
+
+
+def _tail(path: Path, lines: int = 3) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -134,10 +134,29 @@ def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
         subprocess.run(["gcc", "-static", "-O2", "-o", str(udp_echo), str(UDP_ECHO_C)], check=True)
         image = busybox_tar({"bin/udp_echo": udp_echo})
         m.docker("import", "-c", 'CMD ["/bin/sh"]', "-", TEST_IMAGE, input=image)
+        _first_container(m)
         yield m
     finally:
         m.moorage("delete", "--yes", check=False, timeout=300)
         subprocess.run(["rm", "-rf", str(home)], check=False)
+
+
+def _first_container(m: Machine) -> None:
+    """Known bug, open: in about one run in three the agent's SSH master dies as the
+    engine starts its *first* container, and the Docker socket is gone for a few
+    seconds until the health loop reconnects (its log: run/NAME/ssh-master.log). Until
+    it is found, the shared machine starts one container before the tests, so that
+    the tests measure what they name and not this outage."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if m.docker("run", "--rm", TEST_IMAGE, "true", check=False).returncode == 0:
+            break
+        time.sleep(2)
+    while time.monotonic() < deadline:
+        if m.docker("version", check=False).returncode == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("the engine did not answer through the host socket again")
 
 
 @pytest.fixture
