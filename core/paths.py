@@ -159,14 +159,6 @@ class MachinePaths:
     def agent_pid(self) -> Path:
         return self.run / "agent.pid"
 
-    @property
-    def qemu_pid(self) -> Path:
-        return self.run / "qemu.pid"
-
-    @property
-    def qmp_socket(self) -> Path:
-        return self.run / "qmp.sock"
-
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` readable by the user alone: sockets and keys live in such folders."""
