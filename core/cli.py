@@ -214,6 +214,9 @@ def status(machine: str, as_json: bool) -> None:
         console.print(f"engine:    docker {st.engine_version}")
     if st.docker_socket:
         console.print(f"socket:    {st.docker_socket}")
+    if st.file_sharing:
+        folders = ", ".join(st.shared_folders) or "none mounted"
+        console.print(f"sharing:   {st.file_sharing}: {folders}")
     if st.ports:
         console.print(f"ports:     {', '.join(st.ports)}")
     for c in st.port_conflicts:

@@ -34,6 +34,8 @@ class HostFacts:
     memory_mib: int
     disk_bytes: int | None = None
     """The data disk's current size, if it exists."""
+    home: Path = field(default_factory=Path.home)
+    """What ``~`` means in ``mounts``."""
 
     @classmethod
     def read(cls, data_disk: Path | None = None) -> HostFacts:
@@ -94,6 +96,42 @@ def _default_disk(host: HostFacts) -> int:
     return max(64, -(-host.disk_bytes // (1 << 30)))
 
 
+# Guest paths a shared folder may not cover: the guest's own system, and the engine's state.
+_GUEST_OWN = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib64", "/mnt/data", "/proc", "/run",
+              "/sbin", "/sys", "/usr", "/var/lib/containerd", "/var/lib/docker")  # fmt: skip
+_GUEST_OWN_EXACT = ("/", "/mnt", "/tmp", "/var")
+
+
+def expand_mount(entry: str, home: Path) -> Path:
+    return home / entry[2:] if entry.startswith("~/") else home if entry == "~" else Path(entry)
+
+
+def _mounts(value: list[Any], host: HostFacts) -> str | None:
+    problems: list[str] = []
+    seen: list[Path] = []
+    for entry in value:
+        if not isinstance(entry, str):
+            problems.append(f"{entry!r} is not a path (a string)")
+            continue
+        path = expand_mount(entry, host.home)
+        if not path.is_absolute():
+            problems.append(f"{entry!r} is not an absolute path (or ~, ~/...)")
+        elif "\t" in entry or "\n" in entry:
+            problems.append(f"{entry!r} has a tab or newline in it, which cannot be shared")
+        elif str(path) in _GUEST_OWN_EXACT or any(
+            path == Path(own) or Path(own) in path.parents for own in _GUEST_OWN
+        ):
+            problems.append(f"{entry!r} would hide the guest's own {path}; share a folder in it")
+        elif not path.is_dir():
+            what = "is not a folder" if path.exists() else "does not exist"
+            problems.append(f"{entry!r} {what} on the host; create it or remove it from mounts")
+        elif any(p == path or p in path.parents or path in p.parents for p in seen):
+            problems.append(f"{entry!r} overlaps another shared folder; share one of the two")
+        else:
+            seen.append(path)
+    return "; ".join(problems) or None
+
+
 def _default_driver(_host: HostFacts) -> str:
     from moorage.vm.drivers import DEFAULT  # noqa: PLC0415 - keeps config import light
 
@@ -138,6 +176,14 @@ OPTIONS: tuple[Option, ...] = (
         "Forward published container ports on all host interfaces, not only on loopback.",
     ),
     Option(
+        "mounts",
+        list,
+        lambda _h: ["~"],
+        "Host folders shared into the VM at the same absolute path, read-write, so that "
+        "bind mounts work unchanged. '~' is your home folder.",
+        _mounts,
+    ),
+    Option(
         "engine",
         dict,
         lambda _h: {},
@@ -156,11 +202,15 @@ class MachineConfig:
     image: str
     accel: str
     expose_ports: bool = False
+    mounts: tuple[str, ...] = ("~",)
     engine: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def memory_mib(self) -> int:
         return int(self.memory_gib * 1024)
+
+    def shared_folders(self, home: Path) -> list[Path]:
+        return [expand_mount(entry, home) for entry in self.mounts]
 
 
 def _type_ok(value: Any, kind: type) -> bool:
@@ -189,7 +239,9 @@ def validate(raw: Mapping[str, Any], host: HostFacts, source: str) -> MachineCon
             continue
         if problem := option.check(value, host):
             problems.append(f"{option.key} = {value!r} is not allowed; {problem}")
-        values[option.key] = float(value) if option.kind is float else value
+        values[option.key] = (
+            float(value) if option.kind is float else tuple(value) if option.kind is list else value
+        )
     if problems:
         raise ConfigError(source, problems)
     return MachineConfig(**values)

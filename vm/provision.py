@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from moorage.vm.driver import Nic
+from moorage.vm.driver import Nic, SharedFolder
 
 # QEMU's user-mode network hands out these addresses; the guest sets them
 # statically, which is quicker than DHCP and does not depend on its timing.
@@ -81,6 +81,12 @@ def network_plan(nics: Sequence[Nic]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def share_plan(shares: Sequence[SharedFolder]) -> str:
+    """One line per shared folder for the guest's boot script: ``MECHANISM<TAB>TAG<TAB>PATH``,
+    mounted at the host's own path. Config validation keeps tabs and newlines out of paths."""
+    return "".join(f"virtiofs\t{s.tag}\t{s.host_path}\n" for s in shares)
+
+
 def daemon_json(extra: Mapping[str, object]) -> str:
     """dockerd's settings: ours first, the user's ``[engine]`` table on top."""
     settings: dict[str, object] = {
@@ -102,6 +108,7 @@ def config_files(
     host_key: KeyPair,
     nics: Sequence[Nic],
     engine: Mapping[str, object],
+    shares: Sequence[SharedFolder] = (),
 ) -> dict[str, tuple[bytes, int]]:
     """The config disk's files: name -> (content, mode). Pure apart from reading the keys."""
     env = f"MOORAGE_MACHINE='{machine}'\nMOORAGE_HOSTNAME='{hostname}'\n"
@@ -113,6 +120,7 @@ def config_files(
         "ssh_host_ed25519_key": (host_key.private.read_bytes(), 0o600),
         "ssh_host_ed25519_key.pub": (host_key.public.read_bytes(), 0o644),
         "daemon.json": (daemon_json(engine).encode(), 0o644),
+        "shares.conf": (share_plan(shares).encode(), 0o644),
     }
 
 

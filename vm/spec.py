@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 
-from moorage.vm.driver import Accel, Disk, Forward, MachineSpec, Nic
+from moorage.vm.driver import Accel, Disk, Forward, MachineSpec, Nic, SharedFolder
 from moorage.vm.image.manifest import Manifest
 
 ROOT_SERIAL = "moorage-root"
@@ -34,6 +35,7 @@ def machine_spec(
     ssh_port: int,
     uid: int,
     gid: int,
+    shares: Sequence[Path] = (),
 ) -> MachineSpec:
     return MachineSpec(
         name=name,
@@ -52,6 +54,7 @@ def machine_spec(
         run_dir=run_dir,
         accel=accel,
         forwards=(Forward("tcp", "127.0.0.1", ssh_port, 22),),
+        shares=tuple(SharedFolder(f"moorage{i}", path) for i, path in enumerate(shares)),
         uid=uid,
         gid=gid,
     )

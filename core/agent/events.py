@@ -60,6 +60,10 @@ class Status:
     """Forwarded host ports, e.g. ``127.0.0.1:8080/tcp``."""
     port_conflicts: list[str] = field(default_factory=list)
     """Published ports the host could not bind yet, with the reason."""
+    file_sharing: str | None = None
+    """The mechanism that shares host folders (``virtiofs``), or None when none are."""
+    shared_folders: list[str] = field(default_factory=list)
+    """Host folders mounted in the guest at the same path."""
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
 

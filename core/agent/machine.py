@@ -28,7 +28,7 @@ from moorage.engine.ssh import GuestAddress, GuestSSH, write_known_hosts
 from moorage.errors import EngineError, MachineError, MoorageError
 from moorage.paths import MachinePaths, private_dir, runtime_dir
 from moorage.vm import accel as accel_mod
-from moorage.vm import disks, drivers, provision
+from moorage.vm import disks, drivers, provision, virtiofs
 from moorage.vm.driver import Driver, VMState
 from moorage.vm.image import manifest as manifest_mod
 from moorage.vm.image import store
@@ -210,6 +210,8 @@ class MachineAgent:
             with self._lock:
                 self.status.accel = runtime.get("accel")
                 self.status.accel_reason = runtime.get("accel_reason")
+                self.status.file_sharing = runtime.get("file_sharing")
+                self.status.shared_folders = list(runtime.get("shared_folders", []))
         else:
             if driver.state(self.name) is VMState.RUNNING:
                 # Running but with no record of its ports: it cannot be reached; restart it.
@@ -228,7 +230,10 @@ class MachineAgent:
             if choice.warning:
                 self._warn(choice.warning)
             self._progress(f"accelerator: {choice.accel} ({choice.reason})")
-            ssh_port = self._prepare_and_boot(cfg, image_dir, manifest, choice.accel, driver)
+            shares = self._choose_sharing(cfg, driver)
+            ssh_port = self._prepare_and_boot(
+                cfg, image_dir, manifest, choice.accel, driver, shares=shares
+            )
         vm_pid = driver.pid(self.name)
         with self._lock:
             self.status.ssh_port, self.status.vm_pid = ssh_port, vm_pid
@@ -238,6 +243,7 @@ class MachineAgent:
         t = self._phase("kernel", "waiting for the guest to boot")
         if not adopt:
             self._wait_kernel(driver)
+            self._write_runtime(ssh_port, vm_pid)
         self._done("kernel", t)
 
         t = self._phase("engine", "waiting for dockerd in the guest")
@@ -290,6 +296,8 @@ class MachineAgent:
         manifest: manifest_mod.Manifest,
         accel: Any,
         driver: Driver,
+        *,
+        shares: list[Path],
     ) -> int:
         paths = self.paths
         private_dir(paths.state)
@@ -313,6 +321,7 @@ class MachineAgent:
             ssh_port=ssh_port,
             uid=os.getuid(),
             gid=os.getgid(),
+            shares=shares,
         )
         provision.write_config_disk(
             paths.config_disk,
@@ -323,6 +332,7 @@ class MachineAgent:
                 host_key=host_key,
                 nics=spec.nics,
                 engine=cfg.engine,
+                shares=spec.shares,
             ),
         )
         paths.serial_log.unlink(missing_ok=True)
@@ -336,6 +346,29 @@ class MachineAgent:
                 '--kvm-unusable once, or set driver = "qemu"'
             )
         return ssh_port
+
+    def _choose_sharing(self, cfg: config_mod.MachineConfig, driver: Driver) -> list[Path]:
+        """The folders to share and how: virtiofs where the driver and host have it.
+        Without it the machine still starts, with a warning, since the engine is useful
+        without shared folders; bind mounts then see the guest's own empty folders."""
+        shares = cfg.shared_folders(Path.home())
+        mechanism = None
+        if shares:
+            if "virtiofs" not in driver.features.shared_folders:
+                self._warn(f"shared folders are off: the {driver.features.name} driver has none")
+                shares = []
+            elif virtiofs.find_virtiofsd() is None:
+                self._warn(
+                    "shared folders are off: virtiofsd is not installed (Debian 12: "
+                    "qemu-system-common; Debian 13, Ubuntu: virtiofsd)"
+                )
+                shares = []
+            else:
+                mechanism = "virtiofs"
+        with self._lock:
+            self.status.file_sharing = mechanism
+            self.status.shared_folders = []
+        return shares
 
     def _wait_kernel(self, driver: Driver) -> None:
         deadline = time.monotonic() + KERNEL_TIMEOUT
@@ -356,6 +389,13 @@ class MachineAgent:
                     raise MachineError(
                         f"the guest failed to boot: {line.removeprefix('moorage: ')}"
                     )
+                if line.startswith("moorage: warning: "):
+                    self._warn(line.removeprefix("moorage: warning: "))
+                elif line.startswith("moorage: shared "):
+                    with self._lock:
+                        self.status.shared_folders.append(
+                            line.removeprefix("moorage: shared ").rsplit(" (", 1)[0]
+                        )
                 if line.startswith("moorage: "):
                     self._progress(line.removeprefix("moorage: "))
                 if line.startswith("moorage: boot done"):
@@ -396,6 +436,8 @@ class MachineAgent:
             "driver": self.status.driver,
             "accel": self.status.accel,
             "accel_reason": self.status.accel_reason,
+            "file_sharing": self.status.file_sharing,
+            "shared_folders": self.status.shared_folders,
         }
         self.paths.ports_file.write_text(json.dumps(record))
 

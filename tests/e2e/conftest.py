@@ -15,7 +15,7 @@ import os
 import subprocess
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +33,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/tests/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report: pytest.TestReport = yield
+    machine = getattr(item, "funcargs", {}).get("machine")
+    if report.failed and call.when == "call" and isinstance(machine, Machine):
+        report.sections.append(("moorage logs", machine.diagnostics()))
+    return report
 
 
 @dataclass
@@ -77,6 +88,24 @@ class Machine:
 
     def client(self) -> docker.DockerClient:
         return docker.DockerClient(base_url=f"unix://{self.socket}", timeout=600)
+
+    def diagnostics(self, lines: int = 40) -> str:
+        """The tails of every log the machine keeps, for a failure report: CI keeps no files."""
+        home = Path(self.env["MOORAGE_HOME"])
+        parts = []
+        for log in (
+            home / "data" / "machines" / self.name / "agent.log",
+            home / "run" / self.name / "ssh-master.log",
+            home / "data" / "machines" / self.name / "serial.log",
+        ):
+            try:
+                tail = log.read_text(errors="replace").splitlines()[-lines:]
+            except OSError as exc:
+                tail = [f"({exc})"]
+            parts.append(f"--- {log}\n" + "\n".join(tail))
+        engine = self.moorage("logs", "--engine", "-n", str(lines), check=False, timeout=60)
+        parts.append("--- moorage logs --engine\n" + engine.stdout + engine.stderr)
+        return "\n".join(parts)
 
 
 def busybox_tar(extra: dict[str, Path] | None = None) -> bytes:
@@ -156,7 +185,9 @@ def _first_container(m: Machine) -> None:
         if m.docker("version", check=False).returncode == 0:
             return
         time.sleep(1)
-    raise AssertionError("the engine did not answer through the host socket again")
+    raise AssertionError(
+        f"the engine did not answer through the host socket again\n{m.diagnostics()}"
+    )
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from xml.etree import ElementTree as ET
 
 from moorage.errors import HostError, MachineError
+from moorage.vm import virtiofs
 from moorage.vm.accel import find_qemu
 from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
 from moorage.vm.drivers.hostfwd import MonitorForwards
@@ -30,7 +31,7 @@ FEATURES = DriverFeatures(
     name="libvirt",
     needs_daemon=True,
     accelerators=("kvm", "tcg"),
-    shared_folders=(),
+    shared_folders=("virtiofs",),
     runtime_forwards=True,
 )
 T = TypeVar("T")
@@ -65,6 +66,11 @@ def domain_xml(spec: MachineSpec, emulator: str, *, run_as_owner: bool = True) -
     _sub(dom, "name", domain_name(spec.name))
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
     _sub(dom, "vcpu", str(spec.cpus))
+    if spec.shares:
+        # vhost-user devices (virtiofs) need guest RAM that virtiofsd can map too.
+        backing = _sub(dom, "memoryBacking")
+        _sub(backing, "source", type="memfd")
+        _sub(backing, "access", mode="shared")
     os_el = _sub(dom, "os")
     _sub(os_el, "type", "hvm", arch="x86_64", machine="q35")
     _sub(os_el, "kernel", str(spec.kernel))
@@ -98,6 +104,13 @@ def domain_xml(spec: MachineSpec, emulator: str, *, run_as_owner: bool = True) -
             _sub(iface, "source", network=nic.network or "")
         _sub(iface, "mac", address=nic.mac)
         _sub(iface, "model", type="virtio")
+    for share in spec.shares:
+        # virtiofsd is ours (vm.virtiofs), started before the domain: libvirt would run
+        # its own as root under the system daemon.
+        fs = _sub(devices, "filesystem", type="mount")
+        _sub(fs, "driver", type="virtiofs", queue="1024")
+        _sub(fs, "source", socket=str(virtiofs.socket_path(spec.run_dir, share)))
+        _sub(fs, "target", dir=share.tag)
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(spec.serial_log), append="off")
     _sub(serial, "target", port="0")
@@ -186,7 +199,12 @@ class LibvirtDriver(MonitorForwards):
         assert emulator is not None
         xml = domain_xml(spec, emulator, run_as_owner=self.uri.endswith("/system"))
         conn = self._connect()
-        self._call("start the VM", lambda: conn.createXML(xml, 0))
+        virtiofs.start_daemons(spec)
+        try:
+            self._call("start the VM", lambda: conn.createXML(xml, 0))
+        except MachineError:
+            virtiofs.stop_daemons(spec)
+            raise
         for forward in spec.forwards:
             self.add_forward(spec.name, forward)
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from moorage.errors import HostError, MachineError
+from moorage.vm import virtiofs
 from moorage.vm.accel import find_qemu
 from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
 from moorage.vm.drivers.hostfwd import MonitorForwards, hostfwd
@@ -25,7 +26,7 @@ FEATURES = DriverFeatures(
     name="qemu",
     needs_daemon=False,
     accelerators=("kvm", "tcg"),
-    shared_folders=(),
+    shared_folders=("virtiofs",),
     runtime_forwards=True,
 )
 
@@ -79,6 +80,21 @@ def qemu_args(spec: MachineSpec, qemu: str) -> list[str]:
             "-device",
             f"virtio-blk-pci,drive=disk{i},serial={disk.serial}",
         ]
+    if spec.shares:
+        # vhost-user devices (virtiofs) need guest RAM that virtiofsd can map too.
+        args += [
+            "-object",
+            f"memory-backend-memfd,id=mem,size={spec.memory_mib}M,share=on",
+            "-numa",
+            "node,memdev=mem",
+        ]
+    for i, share in enumerate(spec.shares):
+        args += [
+            "-chardev",
+            f"socket,id=vfs{i},path={virtiofs.socket_path(run, share)}",
+            "-device",
+            f"vhost-user-fs-pci,queue-size=1024,chardev=vfs{i},tag={share.tag}",
+        ]
     for i, nic in enumerate(spec.nics):
         if nic.mode != "user":
             raise MachineError(
@@ -125,8 +141,10 @@ class QemuDriver(MonitorForwards):
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         (spec.run_dir / "qemu.pid").unlink(missing_ok=True)
         (spec.run_dir / "qmp.sock").unlink(missing_ok=True)
+        virtiofs.start_daemons(spec)
         proc = subprocess.run(qemu_args(spec, qemu), capture_output=True, text=True, check=False)
         if proc.returncode != 0:
+            virtiofs.stop_daemons(spec)
             raise MachineError(f"QEMU refused to start: {proc.stderr.strip()}")
 
     def pid(self, name: str) -> int | None:

@@ -40,7 +40,7 @@ MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 INFO = RecipeInfo(
     name="alpine",
     release=RELEASE,
-    revision=1,
+    revision=2,
     packages=(
         "linux-virt",
         "docker",
@@ -60,7 +60,7 @@ INFO = RecipeInfo(
 )
 CMDLINE = (
     "root=/dev/vda ro rootfstype=ext4 modules=virtio_pci,virtio_blk,ext4 "
-    "init=/usr/lib/moorage/init console=ttyS0 panic=-1 quiet"
+    "init=/usr/lib/moorage/preinit.sh console=ttyS0 panic=-1 quiet"
 )
 
 

@@ -24,7 +24,7 @@ from moorage.vm.image.recipe import (
 INFO = RecipeInfo(
     name="debian",
     release="trixie",
-    revision=2,
+    revision=3,
     # docker-cli and curl are for people in `moorage shell` and for the benchmarks
     # that measure the engine from inside the guest.
     packages=(
@@ -49,7 +49,7 @@ MIRROR = "http://deb.debian.org/debian"
 # would load the disk driver for the root device.
 INITRD_MODULES = ("virtio_pci", "virtio_blk", "virtio_net", "virtio_rng", "ext4")
 CMDLINE = (
-    "root=/dev/vda ro rootfstype=ext4 init=/usr/lib/moorage/init console=ttyS0 "
+    "root=/dev/vda ro rootfstype=ext4 init=/usr/lib/moorage/preinit.sh console=ttyS0 "
     "fsck.mode=skip panic=-1 quiet loglevel=4"
 )
 # Shrinks the tree by ~100 MB of documentation nobody reads in a VM.

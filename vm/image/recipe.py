@@ -25,7 +25,15 @@ from moorage.vm.image.manifest import Manifest, sha256_file
 Report = Callable[[str], None]
 """Receives one line of progress at a time; the CLI shows it, the agent logs it."""
 
-GUEST_FILES = ("inittab", "boot.sh", "run-sshd.sh", "run-dockerd.sh", "shutdown.sh", "sshd_config")
+GUEST_FILES = (
+    "inittab",
+    "preinit.sh",
+    "boot.sh",
+    "run-sshd.sh",
+    "run-dockerd.sh",
+    "shutdown.sh",
+    "sshd_config",
+)
 GUEST_LIB = "usr/lib/moorage"
 
 # Pinned so that two builds of one recipe make the same bytes where the tools allow.

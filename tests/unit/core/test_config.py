@@ -71,3 +71,40 @@ def test_template_is_valid_toml_and_documents_every_option() -> None:
     assert tomllib.loads(text) == {}
     for option in config.OPTIONS:
         assert option.key in text
+
+
+def test_mounts_default_to_home_and_expand_tilde(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    host = config.HostFacts(cpus=4, memory_mib=8192, home=tmp_path)
+    assert config.validate({}, host, "x").shared_folders(tmp_path) == [tmp_path]
+    cfg = config.validate({"mounts": ["~/src"]}, host, "x")
+    assert cfg.shared_folders(tmp_path) == [tmp_path / "src"]
+    assert config.validate({"mounts": []}, host, "x").shared_folders(tmp_path) == []
+
+
+def test_mount_mistakes_are_all_named(tmp_path: Path) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "file").write_text("")
+    host = config.HostFacts(cpus=4, memory_mib=8192, home=tmp_path)
+    raw = {
+        "mounts": [
+            "relative/path",
+            str(tmp_path / "missing"),
+            str(tmp_path / "file"),
+            "/etc",
+            "/var/lib/docker/volumes",
+            str(tmp_path / "a"),
+            str(tmp_path / "a" / "b"),
+            7,
+        ]
+    }
+    with pytest.raises(ConfigError) as info:
+        config.validate(raw, host, "x")
+    text = str(info.value)
+    assert "'relative/path' is not an absolute path" in text
+    assert "missing' does not exist on the host; create it or remove it from mounts" in text
+    assert "file' is not a folder" in text
+    assert "'/etc' would hide the guest's own /etc" in text
+    assert "'/var/lib/docker/volumes' would hide" in text
+    assert "b' overlaps another shared folder" in text
+    assert "7 is not a path" in text

@@ -5,7 +5,7 @@ import tarfile
 from pathlib import Path
 
 from moorage.vm import provision
-from moorage.vm.driver import Nic
+from moorage.vm.driver import Nic, SharedFolder
 
 
 def test_keypair_is_openssh_ed25519_and_private(tmp_path: Path) -> None:
@@ -26,6 +26,10 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
         host_key=host_key,
         nics=[Nic(mac="52:54:00:aa:bb:cc")],
         engine={"debug": True},
+        shares=[
+            SharedFolder("moorage0", Path("/home/ann")),
+            SharedFolder("moorage1", Path("/w s")),
+        ],
     )
     disk = tmp_path / "config.tar"
     provision.write_config_disk(disk, files)
@@ -37,6 +41,8 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
         net = tar.extractfile("network.conf").read().decode()  # type: ignore[union-attr]
         daemon = json.loads(tar.extractfile("daemon.json").read())  # type: ignore[union-attr]
         env = tar.extractfile("machine.env").read().decode()  # type: ignore[union-attr]
+        shares = tar.extractfile("shares.conf").read().decode()  # type: ignore[union-attr]
     assert net == "52:54:00:aa:bb:cc 10.0.2.15/24 10.0.2.2\n"
     assert daemon["debug"] is True and daemon["hosts"] == ["unix:///var/run/docker.sock"]
     assert "MOORAGE_HOSTNAME='moorage-dev'" in env
+    assert shares == "virtiofs\tmoorage0\t/home/ann\nvirtiofs\tmoorage1\t/w s\n"

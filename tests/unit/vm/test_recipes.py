@@ -29,13 +29,14 @@ def test_guest_files_make_busybox_the_init(tmp_path: Path) -> None:
     lib = tmp_path / "usr/lib/moorage"
     assert (lib / "init").readlink() == Path("/bin/busybox")
     assert (lib / "boot.sh").stat().st_mode & 0o111
+    assert (lib / "preinit.sh").stat().st_mode & 0o111
     assert "::sysinit:/usr/lib/moorage/boot.sh" in (tmp_path / "etc/inittab").read_text()
     assert (tmp_path / "mnt/data").is_dir()
 
 
 def test_both_recipes_boot_through_moorage_init() -> None:
     for cmdline in (debian.CMDLINE, alpine.CMDLINE):
-        assert "init=/usr/lib/moorage/init" in cmdline and "console=ttyS0" in cmdline
+        assert "init=/usr/lib/moorage/preinit.sh" in cmdline and "console=ttyS0" in cmdline
         assert "root=/dev/vda ro" in cmdline
 
 

@@ -20,7 +20,7 @@ from moorage.vm.spec import mac_for, machine_spec
 GOLDEN = Path(__file__).parent / "golden"
 
 
-def spec(accel: str = "tcg") -> MachineSpec:
+def spec(accel: str = "tcg", shares: tuple[Path, ...] = ()) -> MachineSpec:
     manifest = Manifest(
         recipe="debian",
         version="v",
@@ -46,6 +46,7 @@ def spec(accel: str = "tcg") -> MachineSpec:
         ssh_port=40022,
         uid=1000,
         gid=1000,
+        shares=shares,
     )
 
 
@@ -68,12 +69,19 @@ def test_qemu_args(accel: str) -> None:
     )
 
 
-def test_libvirt_accepts_the_domain() -> None:
+def test_shared_folders_get_shared_memory_and_a_vhost_user_device_each() -> None:
+    shared = spec(shares=(Path("/home/ann"), Path("/srv/code")))
+    check_golden("domain-shares.xml", domain_xml(shared, "/usr/bin/qemu-system-x86_64"))
+    check_golden("qemu-shares.args", "\n".join(qemu_args(shared, "qemu-system-x86_64")) + "\n")
+
+
+@pytest.mark.parametrize("shares", [(), (Path("/home/ann"),)])
+def test_libvirt_accepts_the_domain(shares: tuple[Path, ...]) -> None:
     libvirt = pytest.importorskip("libvirt")
     libvirt.registerErrorHandler(lambda _c, _e: None, None)
     conn = libvirt.open("test:///default")
     try:
-        xml = domain_xml(spec(), "/usr/bin/qemu-system-x86_64").replace(
+        xml = domain_xml(spec(shares=shares), "/usr/bin/qemu-system-x86_64").replace(
             'type="qemu"', 'type="test"', 1
         )
         dom = conn.defineXML(xml)

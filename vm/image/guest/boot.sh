@@ -1,7 +1,8 @@
 #!/bin/sh
-# First thing busybox init runs. Turns a read-only OS root into a running
-# machine: writable /etc and /var on tmpfs, the machine's own config from the
-# config disk, the network, and the persistent data disk under /var/lib/docker.
+# First thing busybox init runs (on the per-boot writable root preinit.sh
+# made). Turns the image into this machine: its own config from the config
+# disk, the network, shared folders, and the persistent data disk under
+# /var/lib/docker.
 # Progress lines start with "moorage:" so the host agent can follow the serial log.
 set -u
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -19,14 +20,6 @@ mountpoint -q /run || mount -t tmpfs -o mode=755,nosuid,nodev run /run
 mount -t tmpfs -o mode=1777,nosuid,nodev tmp /tmp
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 echo "+cpu +cpuset +io +memory +pids" > /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null
-
-# The OS root is read-only and shared by every machine: each boot gets a
-# fresh writable layer for /etc, /var and /root, so nothing drifts between boots.
-mkdir -p /run/overlay
-for d in etc var root; do
-    mkdir -p /run/overlay/$d/upper /run/overlay/$d/work
-    mount -t overlay overlay -o lowerdir=/$d,upperdir=/run/overlay/$d/upper,workdir=/run/overlay/$d/work /$d
-done
 
 # Disks are found by the serial the host gave them, not by their order.
 disk_with_serial() {
@@ -114,6 +107,23 @@ for d in docker containerd; do
     mount --bind /mnt/data/$d /var/lib/$d
 done
 say "data $(df -h /mnt/data | awk 'NR==2 {print $2}')"
+
+# Shared folders: host folders at the host's own absolute paths, mounted before
+# the engine starts so that `docker run -v "$PWD":/src` works unchanged.
+# shares.conf: one "MECHANISM<TAB>TAG<TAB>PATH" line per folder. A folder that
+# cannot be mounted is a warning, not a failed boot: the engine is still useful.
+if [ -s $CFG/shares.conf ]; then
+    modprobe virtiofs 2>/dev/null
+    tab=$(printf '\t')
+    while IFS="$tab" read -r mech tag path; do
+        [ -n "$path" ] || continue
+        if [ "$mech" = virtiofs ] && mkdir -p "$path" && mount -t virtiofs "$tag" "$path"; then
+            say "shared $path ($mech)"
+        else
+            say "warning: the shared folder $path could not be mounted ($mech)"
+        fi
+    done < $CFG/shares.conf
+fi
 
 mkdir -p /etc/docker
 cp $CFG/daemon.json /etc/docker/daemon.json

@@ -1,0 +1,145 @@
+"""virtiofsd: one daemon per shared folder, started before the hypervisor.
+
+Both QEMU backends take the folder from a vhost-user socket that a virtiofsd
+we start ourselves serves, rather than letting libvirt spawn it: libvirt's
+system daemon would run it as root, and files a container writes must belong
+to the user who owns the machine. So the daemon runs as that user: as root
+it is the host's root; as anyone else it runs in a user namespace where the
+user is root (guest root's files become the user's; other guest users cannot
+create files there, which the docs say).
+
+Each daemon serves one connection: it exits when QEMU does, so a VM killed
+with SIGKILL leaves none behind. Daemons are found again by their socket path
+in their command line, like the SSH master.
+
+The two implementations differ only in their command line, declared as data
+below: QEMU's C virtiofsd (Debian 12, ``/usr/lib/qemu/virtiofsd``) and the
+Rust one (Debian 13 and most others, ``/usr/libexec/virtiofsd``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from moorage.errors import HostError, MachineError
+from moorage.vm.driver import MachineSpec, SharedFolder
+
+CANDIDATES = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/lib/virtiofsd")
+SOCKET_WAIT = 10.0
+
+
+def find_virtiofsd() -> str | None:
+    for path in (*CANDIDATES, shutil.which("virtiofsd")):
+        if path and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def socket_path(run_dir: Path, share: SharedFolder) -> Path:
+    return run_dir / f"virtiofs-{share.tag}.sock"
+
+
+def _is_rust(binary: str) -> bool:
+    out = subprocess.run([binary, "--help"], capture_output=True, text=True, check=False)
+    return "--shared-dir" in out.stdout + out.stderr
+
+
+def daemon_args(binary: str, rust: bool, share: SharedFolder, sock: Path) -> list[str]:
+    """The daemon's command line. ``cache=auto``: the guest caches for a second, so a
+    change on either side is seen at once by the next open or stat after that."""
+    if rust:
+        return [binary, f"--socket-path={sock}", f"--shared-dir={share.host_path}",
+                "--cache=auto", "--announce-submounts", "--sandbox=namespace"]  # fmt: skip
+    return [binary, f"--socket-path={sock}", "-o", f"source={share.host_path}",
+            "-o", "cache=auto", "-o", "announce_submounts"]  # fmt: skip
+
+
+def _as_owner(argv: Sequence[str]) -> list[str]:
+    """As root, the daemon runs as is. As a user, it runs as root of a user namespace
+    (guest root's files become the user's; other guest users map to the user's
+    subordinate ids, which needs newuidmap from the uidmap package) with a mount
+    namespace of its own, where a tmpfs over /run/virtiofsd takes the pid file that
+    the C virtiofsd insists on writing there."""
+    if os.getuid() == 0:
+        return list(argv)
+    script = '[ -d /run/virtiofsd ] && mount -t tmpfs moorage /run/virtiofsd; exec "$@"'
+    return ["unshare", "--user", "--map-root-user", "--map-auto", "--mount", "--",
+            "sh", "-c", script, "sh", *argv]  # fmt: skip
+
+
+def _daemon_pids(sock: Path) -> list[int]:
+    needle = f"--socket-path={sock}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if needle in (proc / "cmdline").read_bytes().split(b"\0"):
+                    pids.append(int(proc.name))
+    return pids
+
+
+def stop_daemons(spec: MachineSpec) -> None:
+    for share in spec.shares:
+        sock = socket_path(spec.run_dir, share)
+        for pid in _daemon_pids(sock):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        sock.unlink(missing_ok=True)
+
+
+def start_daemons(spec: MachineSpec) -> None:
+    """Start one daemon per share and wait until each listens. Raises, having
+    stopped them all again, if one cannot start."""
+    if not spec.shares:
+        return
+    binary = find_virtiofsd()
+    if binary is None:
+        raise HostError(
+            "shared folders need virtiofsd, which is not installed",
+            fix="install it (Debian 12: qemu-system-common; Debian 13, Ubuntu: virtiofsd), "
+            "or set mounts = [] in the machine's config",
+        )
+    rust = _is_rust(binary)
+    stop_daemons(spec)
+    try:
+        for share in spec.shares:
+            _start_one(
+                spec.run_dir,
+                daemon_args(binary, rust, share, socket_path(spec.run_dir, share)),
+                share,
+            )
+    except MachineError:
+        stop_daemons(spec)
+        raise
+
+
+def _start_one(run_dir: Path, argv: list[str], share: SharedFolder) -> None:
+    sock = socket_path(run_dir, share)
+    log = run_dir / f"virtiofs-{share.tag}.log"
+    with log.open("wb") as out:
+        # setsid -f: the daemon is nobody's child here, so it outlives the agent like the
+        # VM does and no zombie is left when it exits.
+        subprocess.run(
+            ["setsid", "-f", *_as_owner(argv)], stdin=subprocess.DEVNULL, stdout=out,
+            stderr=out, check=True,
+        )  # fmt: skip
+    deadline = time.monotonic() + SOCKET_WAIT
+    while time.monotonic() < deadline:
+        if sock.is_socket():
+            sock.chmod(0o600)
+            return
+        if not _daemon_pids(sock) and time.monotonic() > deadline - SOCKET_WAIT + 1:
+            break
+        time.sleep(0.05)
+    tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+    raise MachineError(
+        f"virtiofsd did not start for {share.host_path}: {' / '.join(tail) or 'no output'}",
+        fix=f"see {log}",
+    )
