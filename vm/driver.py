@@ -29,6 +29,13 @@ Accel = Literal["kvm", "tcg"]
 Proto = Literal["tcp", "udp"]
 
 
+TCG_CPU_MODEL = "Westmere"
+"""The CPU QEMU emulates under TCG. Not ``max``: QEMU 7.2's ``max`` offers AVX2, whose
+TCG emulation was new in 7.2, and Go programs (dockerd, containerd, runc) take
+AVX2 paths for memmove and friends when they see it. Westmere (SSE4.2, AES-NI,
+no AVX) runs every Debian amd64 binary on long-settled emulation code."""
+
+
 class VMState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"

@@ -25,11 +25,12 @@ from moorage.engine import context
 from moorage.engine.docker_socket import forward_docker_socket, remove_docker_socket
 from moorage.engine.port_watcher import PortWatcher
 from moorage.engine.ssh import GuestAddress, GuestSSH, write_known_hosts
+from moorage.engine.v6_relay import V6Relay
 from moorage.errors import EngineError, MachineError, MoorageError
 from moorage.paths import MachinePaths, private_dir, runtime_dir
 from moorage.vm import accel as accel_mod
 from moorage.vm import disks, drivers, provision, virtiofs
-from moorage.vm.driver import Driver, VMState
+from moorage.vm.driver import Driver, Forward, VMState
 from moorage.vm.image import manifest as manifest_mod
 from moorage.vm.image import store
 from moorage.vm.spec import machine_spec
@@ -95,6 +96,7 @@ class MachineAgent:
         self._driver: Driver | None = None
         self._guest: GuestSSH | None = None
         self._ports: PortWatcher | None = None
+        self._v6 = V6Relay()
         self._stopping = False
         self.exit_requested = threading.Event()
 
@@ -270,10 +272,19 @@ class MachineAgent:
                 self._progress(f"docker context {context.context_name(self.name)!r} is set up")
         except EngineError as exc:
             self._warn(str(exc))
+
+        def add(forward: Forward) -> None:
+            driver.add_forward(self.name, forward)
+            self._v6.add(forward)
+
+        def remove(forward: Forward) -> None:
+            self._v6.remove(forward)
+            driver.remove_forward(self.name, forward)
+
         self._ports = PortWatcher(
             paths.docker_socket,
-            lambda f: driver.add_forward(self.name, f),
-            lambda f: driver.remove_forward(self.name, f),
+            add,
+            remove,
             expose=cfg.expose_ports,
             report=self._port_news,
         )
@@ -381,9 +392,11 @@ class MachineAgent:
                     fix="`moorage logs` shows the console",
                 )
             try:
-                lines = self.paths.serial_log.read_text(errors="replace").splitlines()
+                text = self.paths.serial_log.read_text(errors="replace")
             except FileNotFoundError:
-                lines = []
+                text = ""
+            # Whole lines only: the guest may be half way through writing the last one.
+            lines = text[: text.rfind("\n") + 1].splitlines()
             for line in lines[seen:]:
                 if line.startswith("moorage: error"):
                     raise MachineError(
@@ -391,7 +404,8 @@ class MachineAgent:
                     )
                 if line.startswith("moorage: warning: "):
                     self._warn(line.removeprefix("moorage: warning: "))
-                elif line.startswith("moorage: shared "):
+                    continue
+                if line.startswith("moorage: shared "):
                     with self._lock:
                         self.status.shared_folders.append(
                             line.removeprefix("moorage: shared ").rsplit(" (", 1)[0]
@@ -541,6 +555,7 @@ class MachineAgent:
         if self._ports is not None:
             self._ports.stop()
             self._ports = None
+        self._v6.clear()
         if self._guest is not None:
             self._guest.close()
         remove_docker_socket(self.paths.docker_socket)

@@ -140,12 +140,14 @@ def unique(name: str) -> str:
     return f"{name}-{os.getpid() % 100000}"
 
 
-def _start(name: str, home: Path, driver: str | None = None) -> Machine:
+def _start(name: str, home: Path, driver: str | None = None, extra: str = "") -> Machine:
     env = {**os.environ, "MOORAGE_HOME": str(home), "MOORAGE_CACHE": str(cache_dir())}
     env.pop("DOCKER_HOST", None)
     config = home / "config" / "machines" / name / "config.toml"
     config.parent.mkdir(parents=True)
-    config.write_text("cpus = 2\nmemory_gib = 2\n" + (f'driver = "{driver}"\n' if driver else ""))
+    config.write_text(
+        "cpus = 2\nmemory_gib = 2\n" + (f'driver = "{driver}"\n' if driver else "") + extra
+    )
     m = Machine(name, env, home / "run" / name / "docker.sock")
     started = time.monotonic()
     proc = m.moorage("start", check=False)
@@ -154,10 +156,21 @@ def _start(name: str, home: Path, driver: str | None = None) -> Machine:
     return m
 
 
-@pytest.fixture(scope="module")
-def machine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
+def shared_folder(machine: Machine, name: str) -> Path:
+    """A host folder the shared machine has in its ``mounts``: ``share`` or ``gone``."""
+    return Path(machine.env["MOORAGE_HOME"]) / name
+
+
+@pytest.fixture(scope="session")
+def machine() -> Iterator[Machine]:
+    """One machine for every module that can share it (file sharing, then the machine
+    tests, whose last tests restart and kill it). It shares the default ``~`` and two
+    folders of its own: ``share``, and ``gone``, which a test removes while mounted."""
     home = Path(f"/tmp/moorage-e2e-{os.getpid()}")
-    m = _start(unique("e2e"), home)
+    for name in ("share", "gone"):
+        (home / name).mkdir(parents=True)
+    mounts = ", ".join(f'"{home / name}"' for name in ("share", "gone"))
+    m = _start(unique("e2e"), home, extra=f'mounts = ["~", {mounts}]\n')
     try:
         udp_echo = home / "udp_echo"
         subprocess.run(["gcc", "-static", "-O2", "-o", str(udp_echo), str(UDP_ECHO_C)], check=True)

@@ -24,7 +24,7 @@ from xml.etree import ElementTree as ET
 from moorage.errors import HostError, MachineError
 from moorage.vm import virtiofs
 from moorage.vm.accel import find_qemu
-from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
+from moorage.vm.driver import TCG_CPU_MODEL, DriverFeatures, MachineSpec, VMState
 from moorage.vm.drivers.hostfwd import MonitorForwards
 
 FEATURES = DriverFeatures(
@@ -78,7 +78,11 @@ def domain_xml(spec: MachineSpec, emulator: str, *, run_as_owner: bool = True) -
     _sub(os_el, "cmdline", spec.cmdline)
     features = _sub(dom, "features")
     _sub(features, "acpi")
-    _sub(dom, "cpu", mode="host-passthrough" if spec.accel == "kvm" else "maximum")
+    if spec.accel == "kvm":
+        _sub(dom, "cpu", mode="host-passthrough")
+    else:
+        cpu = _sub(dom, "cpu", mode="custom", match="exact")
+        _sub(cpu, "model", TCG_CPU_MODEL, fallback="forbid")
     _sub(dom, "clock", offset="utc")
     _sub(dom, "on_poweroff", "destroy")
     _sub(dom, "on_reboot", "restart")

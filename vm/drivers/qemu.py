@@ -19,7 +19,7 @@ from pathlib import Path
 from moorage.errors import HostError, MachineError
 from moorage.vm import virtiofs
 from moorage.vm.accel import find_qemu
-from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
+from moorage.vm.driver import TCG_CPU_MODEL, DriverFeatures, MachineSpec, VMState
 from moorage.vm.drivers.hostfwd import MonitorForwards, hostfwd
 
 FEATURES = DriverFeatures(
@@ -43,7 +43,7 @@ def qemu_args(spec: MachineSpec, qemu: str) -> list[str]:
         "-accel",
         spec.accel,
         "-cpu",
-        "host" if spec.accel == "kvm" else "max",
+        "host" if spec.accel == "kvm" else TCG_CPU_MODEL,
         "-smp",
         str(spec.cpus),
         "-m",

@@ -10,28 +10,31 @@
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 
+# Without a writable root the guest cannot work (sshd's keys, the shares'
+# mount points): say so in the form the host agent reports as a failed boot.
 moved=""
-fallback() {
-    for m in $moved; do mount --move $rw/root/$m /$m; done
-    echo "moorage: warning: no writable root ($1); booting on the read-only image" > /dev/console
+fail() {
+    for m in $moved; do mount -n --move $rw/root/$m /$m; done
+    echo "moorage: error: no writable root for the guest ($1)" > /dev/console
     exec /usr/lib/moorage/init
 }
 
 mountpoint -q /proc || mount -t proc proc /proc
 modprobe overlay 2>/dev/null
 rw=/mnt
-mount -t tmpfs -o mode=755 moorage-rw $rw || fallback "tmpfs"
+mount -n -t tmpfs -o mode=755 moorage-rw $rw || fail "tmpfs"
 mkdir -p $rw/upper $rw/work $rw/root
-mount -t overlay moorage-root -o lowerdir=/,upperdir=$rw/upper,workdir=$rw/work $rw/root \
-    || fallback "overlay"
-# /proc last: mount and mountpoint read /proc/self/mountinfo.
+mount -n -t overlay moorage-root -o lowerdir=/,upperdir=$rw/upper,workdir=$rw/work $rw/root \
+    || fail "overlay"
+# /proc last: mount and mountpoint read /proc/self/mountinfo. -n everywhere: libmount
+# would record mounts in /run/mount/utab, and fail once /run has moved.
 for m in dev sys run proc; do
     if mountpoint -q /$m; then
-        mount --move /$m $rw/root/$m || fallback "moving /$m"
+        mount -n --move /$m $rw/root/$m || fail "moving /$m"
         moved="$m $moved"
     fi
 done
 mkdir -p $rw/root/run/moorage-image
-cd $rw/root || fallback "cd"
-pivot_root . run/moorage-image || fallback "pivot_root"
+cd $rw/root || fail "cd"
+pivot_root . run/moorage-image || fail "pivot_root"
 exec /usr/lib/moorage/init
