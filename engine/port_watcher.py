@@ -48,13 +48,15 @@ class PortWatcher:
         *,
         expose: bool,
         report: Callable[[str], None],
+        existing: set[Forward] | None = None,
     ) -> None:
+        """``existing``: forwards the VM already has (an adopted VM's), reconciled like ours."""
         self._socket = socket
         self._add, self._remove = add, remove
         self._expose = expose
         self._report = report
         self._lock = threading.Lock()
-        self._active: set[Forward] = set()
+        self._active: set[Forward] = set(existing or ())
         self.conflicts: dict[Forward, str] = {}
         self._stop = threading.Event()
         self._client: docker.APIClient | None = None

@@ -135,6 +135,10 @@ class Driver(Protocol):
 
     def remove_forward(self, name: str, forward: Forward) -> None: ...
 
+    def forwards(self, name: str) -> set[Forward]:
+        """The forwards the running VM has now: a new host agent adopts them."""
+        ...
+
     def check_host(self) -> None:
         """Raise HostError naming the fix when the host cannot run this driver."""
         ...

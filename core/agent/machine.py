@@ -281,10 +281,17 @@ class MachineAgent:
             self._v6.remove(forward)
             driver.remove_forward(self.name, forward)
 
+        # An adopted VM still has the forwards its previous agent made: take them over
+        # (and their IPv6 twins, which lived in that agent) so reconciling starts from
+        # the truth. The SSH forward is not a published port.
+        existing = {f for f in driver.forwards(self.name) if f.host_port != ssh_port}
+        for forward in existing:
+            self._v6.add(forward)
         self._ports = PortWatcher(
             paths.docker_socket,
             add,
             remove,
+            existing=existing,
             expose=cfg.expose_ports,
             report=self._port_news,
         )

@@ -122,7 +122,7 @@ def test_non_utf8_and_long_names_pass_both_ways(machine: Machine, share: Path, b
     raw = os.fsencode(share) + b"/caf\xe9-latin1"
     with open(raw, "wb") as f:
         f.write(b"bytes name\n")
-    listing = sh(machine, box, "ls").stdout
+    listing = sh(machine, box, "printf '%s\\n' *").stdout  # ls would print "?" for the byte
     assert b"caf\xe9-latin1" in listing
     sh(machine, box, "printf x > \"$(printf 'na\\377me')\"")
     assert b"na\xffme" in os.listdir(os.fsencode(share))

@@ -215,17 +215,17 @@ def test_context_use_makes_the_machine_current(machine: Machine) -> None:
 HTTPD = "mkdir -p /www && echo hello-port > /www/index.html && exec httpd -f -p 80 -h /www"
 
 
-def _http_get(port: int, timeout: float = 60) -> str:
+def _http_get(port: int, timeout: float = 60, host: str = "127.0.0.1") -> str:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as r:
+            with urllib.request.urlopen(f"http://{host}:{port}/", timeout=5) as r:
                 return str(r.read().decode())
         except OSError as exc:
             last = exc
             time.sleep(0.2)
-    raise AssertionError(f"nothing answered on 127.0.0.1:{port}: {last}")
+    raise AssertionError(f"nothing answered on {host}:{port}: {last}")
 
 
 def _host_port_free(port: int) -> bool:
@@ -256,6 +256,7 @@ def test_published_port_answers_on_localhost_and_follows_the_container(machine: 
         assert _http_get(18080).strip() == "hello-port"
         print(f"forward answered {time.monotonic() - started:.2f}s after `docker run -d` returned")
         assert "127.0.0.1:18080/tcp" in machine.status()["ports"]  # type: ignore[operator]
+        assert _http_get(18080, host="[::1]").strip() == "hello-port"
         assert not _host_port_free(18080)
         machine.docker("stop", "-t", "1", cid_s)
         _wait(lambda: _host_port_free(18080), 30, "the forward's removal after docker stop")
@@ -273,18 +274,44 @@ def test_published_udp_port_echoes(machine: Machine) -> None:
         .strip()
     )
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(2)
-            deadline, answer = time.monotonic() + 90, b""
-            while time.monotonic() < deadline and not answer:
-                s.sendto(b"udp-echo\n", ("127.0.0.1", 15353))
-                try:
-                    answer = s.recv(100)
-                except TimeoutError:
-                    continue
-        assert answer == b"udp-echo\n"
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.settimeout(2)
+                deadline, answer = time.monotonic() + 90, b""
+                while time.monotonic() < deadline and not answer:
+                    s.sendto(b"udp-echo\n", (host, 15353))
+                    try:
+                        answer = s.recv(100)
+                    except TimeoutError:
+                        continue
+            assert answer == b"udp-echo\n", host
     finally:
         machine.docker("rm", "-f", cid)
+
+
+def test_forwarding_is_lossless_in_order_and_passes_half_closes(machine: Machine) -> None:
+    """The client sends 4 MiB, shuts down writing, and only then the server answers
+    with the digest of all it read: on 127.0.0.1 and on ::1."""
+    server = "exec nc -ll -p 80 -e md5sum"
+    cid = machine.docker("run", "-d", "-p", "18083:80", TEST_IMAGE, "sh", "-c", server)
+    payload = os.urandom(4 << 20)
+    want = hashlib.md5(payload).hexdigest().encode()
+    try:
+        _wait(lambda: not _host_port_free(18083), 60, "the forward")
+        for family, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+            deadline, answer = time.monotonic() + 60, b""
+            while time.monotonic() < deadline and want not in answer:
+                with socket.socket(family) as s:
+                    s.settimeout(60)
+                    s.connect((host, 18083))
+                    s.sendall(payload)
+                    s.shutdown(socket.SHUT_WR)
+                    answer = b"".join(iter(lambda: s.recv(65536), b""))
+                if want not in answer:
+                    time.sleep(1)  # the server may not have been listening yet
+            assert want in answer, (host, answer)
+    finally:
+        machine.docker("rm", "-f", cid.stdout.decode().strip())
 
 
 def test_busy_host_port_is_reported_and_forwarded_once_free(machine: Machine) -> None:
@@ -349,9 +376,17 @@ def test_volume_survives_restart_and_the_disk_grows(machine: Machine) -> None:
         Path(machine.env["MOORAGE_HOME"]) / "config" / "machines" / machine.name / "config.toml"
     )
     config.write_text(config.read_text() + "disk_gib = 72\n")
+    # A container that comes back with the engine gets its forward back too, and the
+    # shared folders are mounted again.
+    machine.docker("run", "-d", "--name", "comes-back", "--restart", "always",
+                   "-p", "18084:80", TEST_IMAGE, "sh", "-c", HTTPD)  # fmt: skip
+    assert _http_get(18084).strip() == "hello-port"
     machine.moorage("restart")
     out = machine.docker("run", "--rm", "-v", "keep:/data", TEST_IMAGE, "cat", "/data/f").stdout
     assert out.decode().strip() == "restart-ok"
+    assert _http_get(18084, timeout=120).strip() == "hello-port"
+    assert _http_get(18084, host="[::1]").strip() == "hello-port"
+    assert str(Path.home()) in machine.status()["shared_folders"]  # type: ignore[operator]
     assert machine.status()["disk_gib"] == 72
     assert _disk_kib(machine) - before > 7 * 1024 * 1024
     config.write_text(config.read_text().replace("disk_gib = 72\n", "disk_gib = 64\n"))
@@ -414,3 +449,8 @@ def test_host_agent_killed_with_sigkill_is_reported_and_the_vm_adopted(machine: 
     assert time.monotonic() - started < 90
     assert int(machine.status()["vm_pid"]) == vm_pid  # type: ignore[arg-type]
     assert machine.docker("run", "--rm", TEST_IMAGE, "true").returncode == 0
+    # The new agent took over the forwards of what was running, and follows new ones.
+    assert _http_get(18084).strip() == "hello-port"
+    assert _http_get(18084, host="[::1]").strip() == "hello-port"
+    machine.docker("rm", "-f", "comes-back")
+    _wait(lambda: _host_port_free(18084), 30, "the forward's removal after docker rm")

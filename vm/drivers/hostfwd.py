@@ -8,7 +8,7 @@ Backends differ only in how they reach the monitor and what the NIC is called.
 from __future__ import annotations
 
 from moorage.errors import MachineError
-from moorage.vm.driver import Forward
+from moorage.vm.driver import Forward, Proto
 
 
 def hostfwd(forward: Forward) -> str:
@@ -33,3 +33,20 @@ class MonitorForwards:
     def remove_forward(self, name: str, forward: Forward) -> None:
         rule = f"{forward.proto}:{forward.host_addr}:{forward.host_port}"
         self._hmp(name, f"hostfwd_remove {self.netdev} {rule}")
+
+    def forwards(self, name: str) -> set[Forward]:
+        return parse_usernet(self._hmp(name, "info usernet"))
+
+
+def parse_usernet(text: str) -> set[Forward]:
+    """The host forwards in QEMU's ``info usernet`` table, e.g.
+    ``TCP[HOST_FORWARD]  25   127.0.0.1 18080   10.0.2.15    80     0     0``
+    (a forward on every host address shows its source as ``*``)."""
+    found = set()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[0] in ("TCP[HOST_FORWARD]", "UDP[HOST_FORWARD]"):
+            addr = "0.0.0.0" if parts[2] in ("*", "0.0.0.0") else parts[2]  # noqa: S104
+            proto: Proto = "tcp" if parts[0].startswith("TCP") else "udp"
+            found.add(Forward(proto, addr, int(parts[3]), int(parts[5])))
+    return found

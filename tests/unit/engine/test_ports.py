@@ -5,7 +5,9 @@ from typing import Any
 import pytest
 
 from moorage.engine import ports
+from moorage.engine.v6_relay import twin_address
 from moorage.vm.driver import Forward
+from moorage.vm.drivers.hostfwd import parse_usernet
 
 
 def container(*bindings: tuple[str, int, str]) -> dict[str, Any]:
@@ -85,3 +87,23 @@ def test_routing_mesh_ports_of_services() -> None:
         ("tcp", "127.0.0.1", 8080),
         ("udp", "127.0.0.1", 5353),
     }
+
+
+def test_an_adopted_vms_forwards_are_read_from_qemus_table() -> None:
+    table = """Hub -1 (hostnet0):
+  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ
+  TCP[HOST_FORWARD]  14       127.0.0.1 40022       10.0.2.15    22     0     0
+  TCP[HOST_FORWARD]  25               * 18080       10.0.2.15  18080     0     0
+  UDP[HOST_FORWARD]  26       127.0.0.1 15353       10.0.2.15 15353     0     0
+  TCP[ESTABLISHED]   27       127.0.0.1 40022       10.0.2.15    22     0     0
+"""
+    assert parse_usernet(table) == {
+        Forward("tcp", "127.0.0.1", 40022, 22),
+        Forward("tcp", "0.0.0.0", 18080, 18080),
+        Forward("udp", "127.0.0.1", 15353, 15353),
+    }
+
+
+def test_ipv6_twins_mirror_loopback_and_exposed_forwards() -> None:
+    assert twin_address(Forward("tcp", "127.0.0.1", 80, 80)) == "::1"
+    assert twin_address(Forward("udp", "0.0.0.0", 53, 53)) == "::"
