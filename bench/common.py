@@ -32,12 +32,55 @@ def moorage(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, env=env(), capture_output=True, text=True, check=check)
 
 
+SHARE = HOME / "share"
+"""A host folder the bench machine shares (besides the default, ~)."""
+
+
 def ensure_machine(driver: str | None = None) -> dict[str, object]:
     config = HOME / "config" / "machines" / NAME / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text("cpus = 2\nmemory_gib = 2\n" + (f'driver = "{driver}"\n' if driver else ""))
+    SHARE.mkdir(parents=True, exist_ok=True)
+    config.write_text(
+        "cpus = 2\nmemory_gib = 2\n"
+        + (f'driver = "{driver}"\n' if driver else "")
+        + f'mounts = ["~", "{SHARE}"]\n'
+    )
     moorage("start")
     return status()
+
+
+def docker(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        ["docker", *args],
+        env={**env(), "DOCKER_HOST": f"unix://{docker_socket()}"},
+        input=stdin,
+        capture_output=True,
+        check=True,
+    )
+
+
+def busybox_image(name: str = "moorage-bench/busybox") -> str:
+    """An image from the host's busybox-static: no registry is needed."""
+    import io  # noqa: PLC0415
+    import tarfile  # noqa: PLC0415
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        tar.add("/bin/busybox", "bin/busybox")
+        applets = subprocess.run(
+            ["/bin/busybox", "--list"], capture_output=True, text=True, check=True
+        )
+        for applet in applets.stdout.split():
+            if applet != "busybox":
+                info = tarfile.TarInfo(f"bin/{applet}")
+                info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+                tar.addfile(info)
+        for d in ("tmp", "www"):
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777
+            tar.addfile(info)
+    docker("import", "-c", 'CMD ["/bin/sh"]', "-", name, stdin=buf.getvalue())
+    return name
 
 
 def status() -> dict[str, object]:
