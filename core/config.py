@@ -184,6 +184,14 @@ OPTIONS: tuple[Option, ...] = (
         _mounts,
     ),
     Option(
+        "file_sharing",
+        str,
+        lambda _h: "auto",
+        "How folders are shared: 'auto' (virtiofs where the driver and host have it, "
+        "else sshfs), 'virtiofs', or 'sshfs'.",
+        _one_of("auto", "virtiofs", "sshfs"),
+    ),
+    Option(
         "engine",
         dict,
         lambda _h: {},
@@ -203,6 +211,7 @@ class MachineConfig:
     accel: str
     expose_ports: bool = False
     mounts: tuple[str, ...] = ("~",)
+    file_sharing: str = "auto"
     engine: Mapping[str, Any] = field(default_factory=dict)
 
     @property

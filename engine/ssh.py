@@ -90,7 +90,8 @@ class GuestSSH:
             *openssh_args(self.addr),
         ]  # fmt: skip
 
-    def _client_argv(self, *extra: str) -> list[str]:
+    def client_argv(self, *extra: str) -> list[str]:
+        """An ssh command line that goes through the master; append a command to run it."""
         return ["ssh", "-S", str(self.control), "-o", "ControlMaster=no", *extra,
                 *openssh_args(self.addr)]  # fmt: skip
 
@@ -128,7 +129,7 @@ class GuestSSH:
             self.pid_file.write_text(f"{self._proc.pid}\n")
             while self._proc.poll() is None and time.monotonic() < deadline and not give_up():
                 check = subprocess.run(
-                    self._client_argv("-O", "check"), capture_output=True, check=False
+                    self.client_argv("-O", "check"), capture_output=True, check=False
                 )
                 if check.returncode == 0:
                     return
@@ -148,7 +149,7 @@ class GuestSSH:
         """Run ``command`` in the guest; return (exit status, combined output)."""
         try:
             proc = subprocess.run(
-                [*self._client_argv(), command], stdin=subprocess.DEVNULL, capture_output=True,
+                [*self.client_argv(), command], stdin=subprocess.DEVNULL, capture_output=True,
                 timeout=timeout, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
@@ -163,7 +164,7 @@ class GuestSSH:
     def forward_unix(self, local: Path, remote: str) -> None:
         """Add ``local`` (a unix socket on the host) → ``remote`` (one in the guest) to the master."""
         proc = subprocess.run(
-            self._client_argv("-O", "forward", "-L", f"{local}:{remote}"),
+            self.client_argv("-O", "forward", "-L", f"{local}:{remote}"),
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if proc.returncode != 0:
@@ -172,7 +173,7 @@ class GuestSSH:
     def close(self) -> None:
         if self._proc is not None:
             if self._proc.poll() is None:
-                subprocess.run(self._client_argv("-O", "exit"), capture_output=True, check=False)
+                subprocess.run(self.client_argv("-O", "exit"), capture_output=True, check=False)
                 try:
                     self._proc.wait(5)
                 except subprocess.TimeoutExpired:

@@ -81,10 +81,13 @@ def network_plan(nics: Sequence[Nic]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def share_plan(shares: Sequence[SharedFolder]) -> str:
+def share_plan(shares: Sequence[SharedFolder], sshfs_folders: Sequence[Path] = ()) -> str:
     """One line per shared folder for the guest's boot script: ``MECHANISM<TAB>TAG<TAB>PATH``,
-    mounted at the host's own path. Config validation keeps tabs and newlines out of paths."""
-    return "".join(f"virtiofs\t{s.tag}\t{s.host_path}\n" for s in shares)
+    mounted at the host's own path (sshfs ones by the host agent, after boot). Config
+    validation keeps tabs and newlines out of paths."""
+    lines = [f"virtiofs\t{s.tag}\t{s.host_path}\n" for s in shares]
+    lines += [f"sshfs\t-\t{path}\n" for path in sshfs_folders]
+    return "".join(lines)
 
 
 def daemon_json(extra: Mapping[str, object]) -> str:
@@ -109,6 +112,7 @@ def config_files(
     nics: Sequence[Nic],
     engine: Mapping[str, object],
     shares: Sequence[SharedFolder] = (),
+    sshfs_folders: Sequence[Path] = (),
 ) -> dict[str, tuple[bytes, int]]:
     """The config disk's files: name -> (content, mode). Pure apart from reading the keys."""
     env = f"MOORAGE_MACHINE='{machine}'\nMOORAGE_HOSTNAME='{hostname}'\n"
@@ -120,7 +124,7 @@ def config_files(
         "ssh_host_ed25519_key": (host_key.private.read_bytes(), 0o600),
         "ssh_host_ed25519_key.pub": (host_key.public.read_bytes(), 0o644),
         "daemon.json": (daemon_json(engine).encode(), 0o644),
-        "shares.conf": (share_plan(shares).encode(), 0o644),
+        "shares.conf": (share_plan(shares, sshfs_folders).encode(), 0o644),
     }
 
 

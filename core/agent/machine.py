@@ -21,7 +21,7 @@ import docker
 
 from moorage import config as config_mod
 from moorage.agent.events import Event, Kind, State, Status
-from moorage.engine import context
+from moorage.engine import context, sshfs
 from moorage.engine.docker_socket import forward_docker_socket, remove_docker_socket
 from moorage.engine.port_watcher import PortWatcher
 from moorage.engine.ssh import GuestAddress, GuestSSH, write_known_hosts
@@ -96,6 +96,7 @@ class MachineAgent:
         self._driver: Driver | None = None
         self._guest: GuestSSH | None = None
         self._ports: PortWatcher | None = None
+        self._sshfs: sshfs.ReverseSshfs | None = None
         self._v6 = V6Relay()
         self._stopping = False
         self.exit_requested = threading.Event()
@@ -205,6 +206,7 @@ class MachineAgent:
 
         runtime = self._read_runtime()
         adopt = driver.state(self.name) is VMState.RUNNING and runtime is not None
+        sshfs_folders: list[Path] = []
         t = self._phase("vm", "adopting the running VM" if adopt else "booting the VM")
         if adopt:
             assert runtime is not None
@@ -214,6 +216,7 @@ class MachineAgent:
                 self.status.accel_reason = runtime.get("accel_reason")
                 self.status.file_sharing = runtime.get("file_sharing")
                 self.status.shared_folders = list(runtime.get("shared_folders", []))
+            sshfs_folders = [Path(p) for p in runtime.get("sshfs_folders", [])]
         else:
             if driver.state(self.name) is VMState.RUNNING:
                 # Running but with no record of its ports: it cannot be reached; restart it.
@@ -232,26 +235,31 @@ class MachineAgent:
             if choice.warning:
                 self._warn(choice.warning)
             self._progress(f"accelerator: {choice.accel} ({choice.reason})")
-            shares = self._choose_sharing(cfg, driver)
+            folders = self._choose_sharing(cfg, driver)
+            if self.status.file_sharing == "sshfs":
+                sshfs_folders = folders
             ssh_port = self._prepare_and_boot(
-                cfg, image_dir, manifest, choice.accel, driver, shares=shares
+                cfg, image_dir, manifest, choice.accel, driver, folders=folders
             )
         vm_pid = driver.pid(self.name)
         with self._lock:
             self.status.ssh_port, self.status.vm_pid = ssh_port, vm_pid
-        self._write_runtime(ssh_port, vm_pid)
+        self._write_runtime(ssh_port, vm_pid, sshfs_folders)
         self._done("vm", t)
 
         t = self._phase("kernel", "waiting for the guest to boot")
         if not adopt:
             self._wait_kernel(driver)
-            self._write_runtime(ssh_port, vm_pid)
+            self._write_runtime(ssh_port, vm_pid, sshfs_folders)
         self._done("kernel", t)
 
         t = self._phase("engine", "waiting for dockerd in the guest")
         addr = GuestAddress(self.name, ssh_port, paths.ssh_key, paths.known_hosts)
         self._guest = GuestSSH(addr, paths.run)
         self._guest.connect(time.monotonic() + ENGINE_TIMEOUT, give_up=self._cancel.is_set)
+        if self.status.file_sharing == "sshfs":
+            # Before the engine: the guest's dockerd waits for these mounts.
+            self._mount_sshfs(sshfs_folders)
         self._wait_guest_engine(self._guest)
         self._done("engine", t)
 
@@ -315,7 +323,7 @@ class MachineAgent:
         accel: Any,
         driver: Driver,
         *,
-        shares: list[Path],
+        folders: list[Path],
     ) -> int:
         paths = self.paths
         private_dir(paths.state)
@@ -339,7 +347,7 @@ class MachineAgent:
             ssh_port=ssh_port,
             uid=os.getuid(),
             gid=os.getgid(),
-            shares=shares,
+            shares=folders if self.status.file_sharing == "virtiofs" else (),
         )
         provision.write_config_disk(
             paths.config_disk,
@@ -351,6 +359,7 @@ class MachineAgent:
                 nics=spec.nics,
                 engine=cfg.engine,
                 shares=spec.shares,
+                sshfs_folders=folders if self.status.file_sharing == "sshfs" else (),
             ),
         )
         paths.serial_log.unlink(missing_ok=True)
@@ -366,27 +375,56 @@ class MachineAgent:
         return ssh_port
 
     def _choose_sharing(self, cfg: config_mod.MachineConfig, driver: Driver) -> list[Path]:
-        """The folders to share and how: virtiofs where the driver and host have it.
-        Without it the machine still starts, with a warning, since the engine is useful
-        without shared folders; bind mounts then see the guest's own empty folders."""
-        shares = cfg.shared_folders(Path.home())
+        """Decide how the configured folders are shared, and return them. ``auto``:
+        virtiofs where the driver and the host have it, else sshfs. With neither the
+        machine still starts, with a warning: the engine is useful without shared
+        folders, and bind mounts then see the guest's own empty folders."""
+        folders = cfg.shared_folders(Path.home())
+        virtiofs_ok = (
+            "virtiofs" in driver.features.shared_folders and virtiofs.find_virtiofsd() is not None
+        )
         mechanism = None
-        if shares:
-            if "virtiofs" not in driver.features.shared_folders:
-                self._warn(f"shared folders are off: the {driver.features.name} driver has none")
-                shares = []
-            elif virtiofs.find_virtiofsd() is None:
+        if not folders:
+            pass
+        elif cfg.file_sharing in ("auto", "virtiofs") and virtiofs_ok:
+            mechanism = "virtiofs"
+        elif cfg.file_sharing == "virtiofs":
+            raise MachineError(
+                f'file_sharing = "virtiofs", but {self._why_no_virtiofs(driver)}',
+                fix='install it, or set file_sharing = "auto" to fall back to sshfs',
+            )
+        elif sshfs.find_sftp_server() is not None:
+            mechanism = "sshfs"
+            if cfg.file_sharing == "auto":
                 self._warn(
-                    "shared folders are off: virtiofsd is not installed (Debian 12: "
-                    "qemu-system-common; Debian 13, Ubuntu: virtiofsd)"
+                    f"shared folders use sshfs, which is slow: {self._why_no_virtiofs(driver)}"
                 )
-                shares = []
-            else:
-                mechanism = "virtiofs"
+        else:
+            self._warn(
+                f"shared folders are off: {self._why_no_virtiofs(driver)}, and sftp-server "
+                "(openssh-sftp-server) for the sshfs fallback is not installed either"
+            )
+            folders = []
         with self._lock:
             self.status.file_sharing = mechanism
             self.status.shared_folders = []
-        return shares
+        return folders
+
+    @staticmethod
+    def _why_no_virtiofs(driver: Driver) -> str:
+        if "virtiofs" not in driver.features.shared_folders:
+            return f"the {driver.features.name} driver has no virtiofs"
+        return (
+            "virtiofsd is not installed (Debian 12: qemu-system-common; Debian 13, "
+            "Ubuntu: virtiofsd)"
+        )
+
+    def _mount_sshfs(self, folders: list[Path]) -> None:
+        assert self._guest is not None
+        self._sshfs = sshfs.ReverseSshfs(self._guest, folders)
+        mounted = self._sshfs.mount_all()
+        with self._lock:
+            self.status.shared_folders = [str(f) for f in mounted]
 
     def _wait_kernel(self, driver: Driver) -> None:
         deadline = time.monotonic() + KERNEL_TIMEOUT
@@ -450,7 +488,7 @@ class MachineAgent:
         except (OSError, ValueError):
             return None
 
-    def _write_runtime(self, ssh_port: int, vm_pid: int | None) -> None:
+    def _write_runtime(self, ssh_port: int, vm_pid: int | None, sshfs_folders: list[Path]) -> None:
         record = {
             "ssh_port": ssh_port,
             "vm_pid": vm_pid,
@@ -459,6 +497,7 @@ class MachineAgent:
             "accel_reason": self.status.accel_reason,
             "file_sharing": self.status.file_sharing,
             "shared_folders": self.status.shared_folders,
+            "sshfs_folders": [str(p) for p in sshfs_folders],
         }
         self.paths.ports_file.write_text(json.dumps(record))
 
@@ -483,6 +522,10 @@ class MachineAgent:
                     self._warn("the SSH connection to the guest died; reconnecting")
                     self._guest.connect(time.monotonic() + 60)
                     forward_docker_socket(self._guest, self.paths.docker_socket)
+                if self._sshfs is not None:
+                    for folder in self._sshfs.dead():
+                        self._warn(f"the sshfs mount of {folder} died; mounting it again")
+                        self._sshfs.remount(folder)
                 if self._ports is not None and self._ports.conflicts:
                     self._ports.retry()
                 if now - last_ping >= PING_EVERY:
@@ -563,6 +606,9 @@ class MachineAgent:
             self._ports.stop()
             self._ports = None
         self._v6.clear()
+        if self._sshfs is not None:
+            self._sshfs.close()
+            self._sshfs = None
         if self._guest is not None:
             self._guest.close()
         remove_docker_socket(self.paths.docker_socket)

@@ -12,6 +12,8 @@ def test_qemu_driver_boots_to_a_working_engine(fresh_home: Path) -> None:
     try:
         st = m.status()
         assert st["driver"] == "qemu" and st["state"] == "running"
+        # The default share, ~, over virtiofs through this backend too.
+        assert st["file_sharing"] == "virtiofs" and str(Path.home()) in st["shared_folders"]
         out = m.docker("version", "--format", "{{.Server.Version}}").stdout.decode()
         assert out.startswith("26.")
         m.moorage("stop")

@@ -53,6 +53,7 @@ INFO = RecipeInfo(
         "kmod",
         "tar",
         "curl",
+        "sshfs",
         "ca-certificates",
     ),
     host_tools=("mkfs.ext4", "chroot"),

@@ -26,7 +26,8 @@ INFO = RecipeInfo(
     release="trixie",
     revision=3,
     # docker-cli and curl are for people in `moorage shell` and for the benchmarks
-    # that measure the engine from inside the guest.
+    # that measure the engine from inside the guest; sshfs is the shared folders'
+    # fallback where virtiofs is not available.
     packages=(
         "linux-image-cloud-amd64",
         "busybox",
@@ -40,6 +41,7 @@ INFO = RecipeInfo(
         "ca-certificates",
         "procps",
         "curl",
+        "sshfs",
     ),
     host_tools=("mmdebstrap", "mkfs.ext4"),
     description="Debian 13 (trixie), docker.io 26.1, kernel 6.12 (cloud)",

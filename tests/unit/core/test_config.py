@@ -108,3 +108,10 @@ def test_mount_mistakes_are_all_named(tmp_path: Path) -> None:
     assert "'/var/lib/docker/volumes' would hide" in text
     assert "b' overlaps another shared folder" in text
     assert "7 is not a path" in text
+
+
+def test_file_sharing_is_auto_virtiofs_or_sshfs() -> None:
+    assert config.validate({}, HOST, "x").file_sharing == "auto"
+    assert config.validate({"file_sharing": "sshfs"}, HOST, "x").file_sharing == "sshfs"
+    with pytest.raises(ConfigError, match="file_sharing = '9p' is not allowed"):
+        config.validate({"file_sharing": "9p"}, HOST, "x")

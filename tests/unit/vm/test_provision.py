@@ -30,6 +30,7 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
             SharedFolder("moorage0", Path("/home/ann")),
             SharedFolder("moorage1", Path("/w s")),
         ],
+        sshfs_folders=[Path("/srv/x")],
     )
     disk = tmp_path / "config.tar"
     provision.write_config_disk(disk, files)
@@ -45,4 +46,4 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
     assert net == "52:54:00:aa:bb:cc 10.0.2.15/24 10.0.2.2\n"
     assert daemon["debug"] is True and daemon["hosts"] == ["unix:///var/run/docker.sock"]
     assert "MOORAGE_HOSTNAME='moorage-dev'" in env
-    assert shares == "virtiofs\tmoorage0\t/home/ann\nvirtiofs\tmoorage1\t/w s\n"
+    assert shares == ("virtiofs\tmoorage0\t/home/ann\nvirtiofs\tmoorage1\t/w s\nsshfs\t-\t/srv/x\n")

@@ -112,17 +112,27 @@ say "data $(df -h /mnt/data | awk 'NR==2 {print $2}')"
 # the engine starts so that `docker run -v "$PWD":/src` works unchanged.
 # shares.conf: one "MECHANISM<TAB>TAG<TAB>PATH" line per folder. A folder that
 # cannot be mounted is a warning, not a failed boot: the engine is still useful.
+# sshfs folders are mounted by the host agent once it is connected: dockerd
+# (run-dockerd.sh) waits for $CFG/shares-ready, which the agent then writes.
+sshfs_pending=""
 if [ -s $CFG/shares.conf ]; then
     modprobe virtiofs 2>/dev/null
     tab=$(printf '\t')
     while IFS="$tab" read -r mech tag path; do
         [ -n "$path" ] || continue
-        if [ "$mech" = virtiofs ] && mkdir -p "$path" && mount -t virtiofs "$tag" "$path"; then
+        if [ "$mech" = sshfs ] && mkdir -p "$path"; then
+            sshfs_pending=yes
+        elif [ "$mech" = virtiofs ] && mkdir -p "$path" && mount -t virtiofs "$tag" "$path"; then
             say "shared $path ($mech)"
         else
             say "warning: the shared folder $path could not be mounted ($mech)"
         fi
     done < $CFG/shares.conf
+fi
+if [ -n "$sshfs_pending" ]; then
+    modprobe fuse 2>/dev/null
+else
+    touch $CFG/shares-ready
 fi
 
 mkdir -p /etc/docker
