@@ -169,3 +169,18 @@ def test_a_folder_removed_on_the_host_while_mounted_fails_fast(machine: Machine)
     finally:
         machine.docker("rm", "-f", name, check=False)
         gone.mkdir(exist_ok=True)  # the machine's config names it: later restarts need it
+
+
+def test_a_tree_bigger_than_the_default_open_file_limit_is_walked(
+    machine: Machine, share: Path, box: str
+) -> None:
+    """virtiofsd holds a descriptor per inode the guest knows: 25,000 files (a
+    node_modules) once ran into a 20,000 limit with "Too many open files"."""
+    tree = share / "big-tree"
+    for d in range(250):
+        folder = tree / f"d{d:03d}"
+        folder.mkdir(parents=True)
+        for f in range(100):
+            (folder / f"f{f:03d}").touch()
+    out = sh(machine, box, "find big-tree -type f | wc -l").stdout
+    assert int(out) == 25_000
