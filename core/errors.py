@@ -49,6 +49,10 @@ class ImageError(MachineError):
     """A guest image could not be built, found or verified."""
 
 
+class SharedFolderError(MachineError):
+    """A shared folder's daemon (virtiofsd) could not start; sshfs may stand in."""
+
+
 class UnsupportedOperation(MachineError):
     """The driver does not offer this ability; read ``DriverFeatures`` first."""
 

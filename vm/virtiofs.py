@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from moorage.errors import HostError, MachineError
+from moorage.errors import HostError, SharedFolderError
 from moorage.vm.driver import MachineSpec, SharedFolder
 
 CANDIDATES = ("/usr/libexec/virtiofsd", "/usr/lib/qemu/virtiofsd", "/usr/lib/virtiofsd")
@@ -151,7 +151,7 @@ def start_daemons(spec: MachineSpec) -> None:
                 daemon_args(binary, rust, share, socket_path(spec.run_dir, share), nofile_limit()),
                 share,
             )
-    except MachineError:
+    except SharedFolderError:
         stop_daemons(spec)
         raise
 
@@ -175,7 +175,7 @@ def _start_one(run_dir: Path, argv: list[str], share: SharedFolder) -> None:
             break
         time.sleep(0.05)
     tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-    raise MachineError(
+    raise SharedFolderError(
         f"virtiofsd did not start for {share.host_path}: {' / '.join(tail) or 'no output'}",
         fix=f"see {log}",
     )

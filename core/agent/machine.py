@@ -26,7 +26,7 @@ from moorage.engine.docker_socket import forward_docker_socket, remove_docker_so
 from moorage.engine.port_watcher import PortWatcher
 from moorage.engine.ssh import GuestAddress, GuestSSH, write_known_hosts
 from moorage.engine.v6_relay import V6Relay
-from moorage.errors import EngineError, MachineError, MoorageError
+from moorage.errors import EngineError, MachineError, MoorageError, SharedFolderError
 from moorage.paths import MachinePaths, private_dir, runtime_dir
 from moorage.vm import accel as accel_mod
 from moorage.vm import disks, drivers, provision, virtiofs
@@ -238,9 +238,20 @@ class MachineAgent:
             folders = self._choose_sharing(cfg, driver)
             if self.status.file_sharing == "sshfs":
                 sshfs_folders = folders
-            ssh_port = self._prepare_and_boot(
-                cfg, image_dir, manifest, choice.accel, driver, folders=folders
-            )
+            try:
+                ssh_port = self._prepare_and_boot(
+                    cfg, image_dir, manifest, choice.accel, driver, folders=folders
+                )
+            except SharedFolderError as exc:
+                if cfg.file_sharing != "auto" or sshfs.find_sftp_server() is None:
+                    raise
+                self._warn(f"shared folders use sshfs, which is slow: {exc}")
+                with self._lock:
+                    self.status.file_sharing = "sshfs"
+                sshfs_folders = folders
+                ssh_port = self._prepare_and_boot(
+                    cfg, image_dir, manifest, choice.accel, driver, folders=folders
+                )
         vm_pid = driver.pid(self.name)
         with self._lock:
             self.status.ssh_port, self.status.vm_pid = ssh_port, vm_pid
