@@ -481,15 +481,7 @@ class MachineAgent:
         probe = "curl -sf --max-time 5 --unix-socket /var/run/docker.sock http://docker/_ping"
         while time.monotonic() < deadline:
             self._check_cancel()
-            try:
-                rc, out = guest.run(probe, timeout=15)
-            except EngineError as exc:
-                # A guest busy starting dockerd can stall one probe, or drop the SSH
-                # connection: neither means the engine will not come.
-                log.info("engine probe: %s", exc)
-                if not guest.alive():
-                    guest.connect(deadline, give_up=self._cancel.is_set)
-                continue
+            rc, out = guest.run(probe, timeout=15)
             if rc == 0 and out.strip() == "OK":
                 return
             time.sleep(0.5)
@@ -532,50 +524,33 @@ class MachineAgent:
                 # not: a gap between them means the guest's clock fell behind too.
                 jumped = abs((wall - prev_wall) - (now - prev_mono)) > 5
                 prev_mono, prev_wall = now, wall
-                # Not while a start or stop runs, and none may begin while this repairs:
-                # a reconnect racing a start once made the start find its own socket taken.
+                if self.status.state not in ("running", "degraded") or self._busy.locked():
+                    continue
+                self._check_vm()
                 if self.status.state not in ("running", "degraded"):
                     continue
-                if not self._busy.acquire(blocking=False):
-                    continue
-                try:
-                    last_ping, last_clock = self._health_once(now, jumped, last_ping, last_clock)
-                finally:
-                    self._busy.release()
+                if self._guest is not None and not self._guest.alive():
+                    self._warn("the SSH connection to the guest died; reconnecting")
+                    self._guest.connect(time.monotonic() + 60)
+                    forward_docker_socket(self._guest, self.paths.docker_socket)
+                if self._sshfs is not None:
+                    for folder in self._sshfs.dead():
+                        self._warn(f"the sshfs mount of {folder} died; mounting it again")
+                        self._sshfs.remount(folder)
+                if self._ports is not None and self._ports.conflicts:
+                    self._ports.retry()
+                if now - last_ping >= PING_EVERY:
+                    last_ping = now
+                    self._check_engine()
+                    if self._ports is not None:
+                        self._ports.reconcile()
+                if jumped or now - last_clock >= CLOCK_EVERY:
+                    last_clock = now
+                    self._sync_clock()
             except MoorageError as exc:
                 log.warning("health check: %s", exc)
             except Exception:
                 log.exception("health check failed")
-
-    def _health_once(
-        self, now: float, jumped: bool, last_ping: float, last_clock: float
-    ) -> tuple[float, float]:
-        """One round of checks and repairs; returns when the engine and the clock were
-        last checked."""
-        if self._cancel.is_set():
-            return last_ping, last_clock
-        self._check_vm()
-        if self.status.state not in ("running", "degraded"):
-            return last_ping, last_clock
-        if self._guest is not None and not self._guest.alive():
-            self._warn("the SSH connection to the guest died; reconnecting")
-            self._guest.connect(time.monotonic() + 60, give_up=self._cancel.is_set)
-            forward_docker_socket(self._guest, self.paths.docker_socket)
-        if self._sshfs is not None:
-            for folder in self._sshfs.dead():
-                self._warn(f"the sshfs mount of {folder} died; mounting it again")
-                self._sshfs.remount(folder)
-        if self._ports is not None and self._ports.conflicts:
-            self._ports.retry()
-        if now - last_ping >= PING_EVERY:
-            last_ping = now
-            self._check_engine()
-            if self._ports is not None:
-                self._ports.reconcile()
-        if jumped or now - last_clock >= CLOCK_EVERY:
-            last_clock = now
-            self._sync_clock()
-        return last_ping, last_clock
 
     def _check_vm(self) -> None:
         assert self._driver is not None
