@@ -17,20 +17,10 @@ import tarfile
 import time
 from pathlib import Path
 
-from common import HOME, NAME, docker_socket, ensure_machine, env, guest, header
+from common import HOME, NAME, docker, docker_socket, ensure_machine, env, guest, header
 
 IMAGE = "moorage-bench/load:latest"
 SIZE_MB = 500
-
-
-def docker(*args: str, stdin: object = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        ["docker", *args],
-        env={**env(), "DOCKER_HOST": f"unix://{docker_socket()}"},
-        stdin=stdin,
-        capture_output=True,
-        check=True,  # type: ignore[arg-type]
-    )
 
 
 def make_image_tar(path: Path) -> None:
@@ -41,13 +31,7 @@ def make_image_tar(path: Path) -> None:
         info = tarfile.TarInfo("blob")
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    subprocess.run(
-        ["docker", "import", "-", IMAGE],
-        input=buf.getvalue(),
-        check=True,
-        capture_output=True,
-        env={**env(), "DOCKER_HOST": f"unix://{docker_socket()}"},
-    )
+    docker("import", "-", IMAGE, stdin=buf.getvalue())
     with path.open("wb") as f:
         subprocess.run(
             ["docker", "save", IMAGE],

@@ -26,7 +26,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from moorage.errors import HostError, SharedFolderError
@@ -130,6 +130,19 @@ def stop_daemons(spec: MachineSpec) -> None:
         sock.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def serving(spec: MachineSpec) -> Iterator[None]:
+    """The daemons for ``spec``'s shares, running for the hypervisor that the block
+    starts; if the block fails, they are stopped again (they would wait for a QEMU
+    that never comes)."""
+    start_daemons(spec)
+    try:
+        yield
+    except BaseException:
+        stop_daemons(spec)
+        raise
+
+
 def start_daemons(spec: MachineSpec) -> None:
     """Start one daemon per share and wait until each listens. Raises, having
     stopped them all again, if one cannot start."""
@@ -142,15 +155,12 @@ def start_daemons(spec: MachineSpec) -> None:
             fix="install it (Debian 12: qemu-system-common; Debian 13, Ubuntu: virtiofsd), "
             "or set mounts = [] in the machine's config",
         )
-    rust = _is_rust(binary)
+    rust, nofile = _is_rust(binary), nofile_limit()
     stop_daemons(spec)
     try:
         for share in spec.shares:
-            _start_one(
-                spec.run_dir,
-                daemon_args(binary, rust, share, socket_path(spec.run_dir, share), nofile_limit()),
-                share,
-            )
+            sock = socket_path(spec.run_dir, share)
+            _start_one(spec.run_dir, daemon_args(binary, rust, share, sock, nofile), share)
     except SharedFolderError:
         stop_daemons(spec)
         raise
@@ -166,12 +176,13 @@ def _start_one(run_dir: Path, argv: list[str], share: SharedFolder) -> None:
             ["setsid", "-f", *_as_owner(argv)], stdin=subprocess.DEVNULL, stdout=out,
             stderr=out, check=True,
         )  # fmt: skip
-    deadline = time.monotonic() + SOCKET_WAIT
-    while time.monotonic() < deadline:
+    started = time.monotonic()
+    while time.monotonic() - started < SOCKET_WAIT:
         if sock.is_socket():
             sock.chmod(0o600)
             return
-        if not _daemon_pids(sock) and time.monotonic() > deadline - SOCKET_WAIT + 1:
+        # After a second to get going, a daemon that is gone will not listen.
+        if time.monotonic() - started > 1 and not _daemon_pids(sock):
             break
         time.sleep(0.05)
     tail = log.read_text(errors="replace").strip().splitlines()[-3:]

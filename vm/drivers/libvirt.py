@@ -203,12 +203,8 @@ class LibvirtDriver(MonitorForwards):
         assert emulator is not None
         xml = domain_xml(spec, emulator, run_as_owner=self.uri.endswith("/system"))
         conn = self._connect()
-        virtiofs.start_daemons(spec)
-        try:
+        with virtiofs.serving(spec):
             self._call("start the VM", lambda: conn.createXML(xml, 0))
-        except MachineError:
-            virtiofs.stop_daemons(spec)
-            raise
         for forward in spec.forwards:
             self.add_forward(spec.name, forward)
 

@@ -141,11 +141,12 @@ class QemuDriver(MonitorForwards):
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         (spec.run_dir / "qemu.pid").unlink(missing_ok=True)
         (spec.run_dir / "qmp.sock").unlink(missing_ok=True)
-        virtiofs.start_daemons(spec)
-        proc = subprocess.run(qemu_args(spec, qemu), capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            virtiofs.stop_daemons(spec)
-            raise MachineError(f"QEMU refused to start: {proc.stderr.strip()}")
+        with virtiofs.serving(spec):
+            proc = subprocess.run(
+                qemu_args(spec, qemu), capture_output=True, text=True, check=False
+            )
+            if proc.returncode != 0:
+                raise MachineError(f"QEMU refused to start: {proc.stderr.strip()}")
 
     def pid(self, name: str) -> int | None:
         try:
