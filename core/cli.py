@@ -206,7 +206,7 @@ def status(machine: str, as_json: bool) -> None:
         console.print(f"accel:     {st.accel} ({st.accel_reason})")
     if st.cpus:
         console.print(
-            f"resources: {st.cpus} CPUs, {st.memory_gib:g} GiB memory, {st.disk_gib} GiB disk"
+            f"resources: {st.cpus} CPU{'s' if st.cpus != 1 else ''}, {st.memory_gib:g} GiB memory, {st.disk_gib} GiB disk"
         )
     if st.image:
         console.print(f"image:     {st.image}")

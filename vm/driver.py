@@ -36,6 +36,15 @@ AVX2 paths for memmove and friends when they see it. Westmere (SSE4.2, AES-NI,
 no AVX) runs every Debian amd64 binary on long-settled emulation code."""
 
 
+TCG_VCPUS = 1
+"""vCPUs of a TCG guest, whatever ``cpus`` says. With two, the guest kernel panicked
+("Oops: int3" in kmem_cache_alloc, then "Fatal exception in interrupt") as runc
+started the first container: the kernel live-patches its code (static keys flip when
+the first memory cgroup appears) with int3 breakpoints and cross-CPU syncs, and
+QEMU's multi-threaded TCG let another vCPU run the half-patched code. One vCPU cannot
+race itself. KVM guests get every configured CPU."""
+
+
 class VMState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"

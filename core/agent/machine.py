@@ -30,7 +30,7 @@ from moorage.errors import EngineError, MachineError, MoorageError, SharedFolder
 from moorage.paths import MachinePaths, private_dir, runtime_dir
 from moorage.vm import accel as accel_mod
 from moorage.vm import disks, drivers, provision, virtiofs
-from moorage.vm.driver import Driver, Forward, VMState
+from moorage.vm.driver import TCG_VCPUS, Driver, Forward, VMState
 from moorage.vm.image import manifest as manifest_mod
 from moorage.vm.image import store
 from moorage.vm.spec import machine_spec
@@ -214,6 +214,8 @@ class MachineAgent:
             with self._lock:
                 self.status.accel = runtime.get("accel")
                 self.status.accel_reason = runtime.get("accel_reason")
+                if self.status.accel != "kvm":
+                    self.status.cpus = TCG_VCPUS
                 self.status.file_sharing = runtime.get("file_sharing")
                 self.status.shared_folders = list(runtime.get("shared_folders", []))
             sshfs_folders = [Path(p) for p in runtime.get("sshfs_folders", [])]
@@ -234,6 +236,13 @@ class MachineAgent:
                 self.status.accel, self.status.accel_reason = choice.accel, choice.reason
             if choice.warning:
                 self._warn(choice.warning)
+            if choice.accel != "kvm" and cfg.cpus > TCG_VCPUS:
+                self._warn(
+                    f"under TCG the VM gets {TCG_VCPUS} vCPU, not {cfg.cpus}: the guest "
+                    "kernel's live code patching races across emulated CPUs"
+                )
+            with self._lock:
+                self.status.cpus = cfg.cpus if choice.accel == "kvm" else TCG_VCPUS
             self._progress(f"accelerator: {choice.accel} ({choice.reason})")
             folders = self._choose_sharing(cfg, driver)
             if self.status.file_sharing == "sshfs":
@@ -346,7 +355,7 @@ class MachineAgent:
         ssh_port = free_port()
         spec = machine_spec(
             name=self.name,
-            cpus=cfg.cpus,
+            cpus=cfg.cpus if accel == "kvm" else TCG_VCPUS,
             memory_mib=cfg.memory_mib,
             image_dir=image_dir,
             manifest=manifest,
@@ -481,7 +490,15 @@ class MachineAgent:
         probe = "curl -sf --max-time 5 --unix-socket /var/run/docker.sock http://docker/_ping"
         while time.monotonic() < deadline:
             self._check_cancel()
-            rc, out = guest.run(probe, timeout=15)
+            try:
+                rc, out = guest.run(probe, timeout=15)
+            except EngineError as exc:
+                # A guest busy starting dockerd can stall one probe, or drop the SSH
+                # connection: neither means the engine will not come.
+                log.info("engine probe: %s", exc)
+                if not guest.alive():
+                    guest.connect(deadline, give_up=self._cancel.is_set)
+                continue
             if rc == 0 and out.strip() == "OK":
                 return
             time.sleep(0.5)
@@ -524,33 +541,50 @@ class MachineAgent:
                 # not: a gap between them means the guest's clock fell behind too.
                 jumped = abs((wall - prev_wall) - (now - prev_mono)) > 5
                 prev_mono, prev_wall = now, wall
-                if self.status.state not in ("running", "degraded") or self._busy.locked():
-                    continue
-                self._check_vm()
+                # Not while a start or stop runs, and none may begin while this repairs:
+                # a reconnect racing a start once made the start find its own socket taken.
                 if self.status.state not in ("running", "degraded"):
                     continue
-                if self._guest is not None and not self._guest.alive():
-                    self._warn("the SSH connection to the guest died; reconnecting")
-                    self._guest.connect(time.monotonic() + 60)
-                    forward_docker_socket(self._guest, self.paths.docker_socket)
-                if self._sshfs is not None:
-                    for folder in self._sshfs.dead():
-                        self._warn(f"the sshfs mount of {folder} died; mounting it again")
-                        self._sshfs.remount(folder)
-                if self._ports is not None and self._ports.conflicts:
-                    self._ports.retry()
-                if now - last_ping >= PING_EVERY:
-                    last_ping = now
-                    self._check_engine()
-                    if self._ports is not None:
-                        self._ports.reconcile()
-                if jumped or now - last_clock >= CLOCK_EVERY:
-                    last_clock = now
-                    self._sync_clock()
+                if not self._busy.acquire(blocking=False):
+                    continue
+                try:
+                    last_ping, last_clock = self._health_once(now, jumped, last_ping, last_clock)
+                finally:
+                    self._busy.release()
             except MoorageError as exc:
                 log.warning("health check: %s", exc)
             except Exception:
                 log.exception("health check failed")
+
+    def _health_once(
+        self, now: float, jumped: bool, last_ping: float, last_clock: float
+    ) -> tuple[float, float]:
+        """One round of checks and repairs; returns when the engine and the clock were
+        last checked."""
+        if self._cancel.is_set():
+            return last_ping, last_clock
+        self._check_vm()
+        if self.status.state not in ("running", "degraded"):
+            return last_ping, last_clock
+        if self._guest is not None and not self._guest.alive():
+            self._warn("the SSH connection to the guest died; reconnecting")
+            self._guest.connect(time.monotonic() + 60, give_up=self._cancel.is_set)
+            forward_docker_socket(self._guest, self.paths.docker_socket)
+        if self._sshfs is not None:
+            for folder in self._sshfs.dead():
+                self._warn(f"the sshfs mount of {folder} died; mounting it again")
+                self._sshfs.remount(folder)
+        if self._ports is not None and self._ports.conflicts:
+            self._ports.retry()
+        if now - last_ping >= PING_EVERY:
+            last_ping = now
+            self._check_engine()
+            if self._ports is not None:
+                self._ports.reconcile()
+        if jumped or now - last_clock >= CLOCK_EVERY:
+            last_clock = now
+            self._sync_clock()
+        return last_ping, last_clock
 
     def _check_vm(self) -> None:
         assert self._driver is not None

@@ -103,6 +103,14 @@ def test_the_home_folder_is_shared_by_default(machine: Machine) -> None:
         probe.unlink()
 
 
+def test_the_guests_own_shells_keep_out_of_the_shared_home(machine: Machine) -> None:
+    """The home folder is shared at its own path, which for root is the guest's /root too.
+    The guest's root must not live there: every command the host sends would run the
+    host user's dotfiles (a .bashrc running pyenv blocked every session on its lock)."""
+    home = machine.moorage("shell", 'echo "$HOME"; pwd').stdout.split()
+    assert home == ["/mnt/data/root", "/mnt/data/root"]
+
+
 def test_a_symlink_pointing_outside_the_share_resolves_in_the_container(
     machine: Machine, share: Path, box: str
 ) -> None:

@@ -78,7 +78,7 @@ say "network"
 
 # SSH: the host made both the host key and the authorized key, so the host
 # can pin the guest's identity before it ever connects.
-mkdir -p /root/.ssh /run/sshd
+mkdir -p /run/sshd
 chmod 600 $CFG/authorized_keys
 install -m 600 $CFG/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key
 install -m 644 $CFG/ssh_host_ed25519_key.pub /etc/ssh/ssh_host_ed25519_key.pub
@@ -107,6 +107,15 @@ for d in docker containerd; do
     mount --bind /mnt/data/$d /var/lib/$d
 done
 say "data $(df -h /mnt/data | awk 'NR==2 {print $2}')"
+
+# The guest's root has a home of its own, kept on the data disk. The host
+# user's home is shared at its own path, which for root is /root: if that
+# were also the guest root's home, every command the host sends would run the
+# host user's dotfiles (a .bashrc that runs pyenv blocked every session on a
+# lock file) and could change them.
+mkdir -p /mnt/data/root
+chmod 700 /mnt/data/root
+sed -i 's#^\(root:[^:]*:[^:]*:[^:]*:[^:]*:\)[^:]*:#\1/mnt/data/root:#' /etc/passwd
 
 # Shared folders: host folders at the host's own absolute paths, mounted before
 # the engine starts so that `docker run -v "$PWD":/src` works unchanged.
