@@ -144,7 +144,8 @@ class MachinePaths:
 
     @property
     def ports_file(self) -> Path:
-        """The host ports the running VM was given (SSH), kept to adopt it after a crash."""
+        """How the running VM is reached (its forwarded ports, the Docker gate's token), kept
+        0600 to adopt it after a crash."""
         return self.state / "runtime.json"
 
     @property

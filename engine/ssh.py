@@ -1,12 +1,11 @@
 """One SSH connection from the host agent to its guest, over OpenSSH.
 
 The agent keeps a single ``ssh -M`` master per machine: its own commands
-(readiness, clock, poweroff) run through the master's control socket without
-a new handshake, and the Docker socket forward is added to the same
-connection (``-O forward``). OpenSSH rather than paramiko: it carries the
-Docker API stream in C, handles half-closes exactly, and costs the agent no
-memory (importing paramiko alone added 20 MB to the agent's RSS, a third of
-its budget; docs/benchmarks.md).
+(readiness, clock, poweroff, the sshfs fallback) run through the master's
+control socket without a new handshake. The Docker API does not go this way
+(``engine.docker_socket``). OpenSSH rather than paramiko: it costs the agent
+no memory (importing paramiko alone added 20 MB to the agent's RSS, a third of
+its budget; docs/benchmarks.md), and ``moorage shell`` uses the same client.
 
 The guest's host key is made on the host and pinned (see ``vm.provision``):
 an unknown or changed key is refused, never accepted on first use. The
@@ -83,10 +82,6 @@ class GuestSSH:
             "-o", "ConnectTimeout=10",
             "-o", "ServerAliveInterval=10",
             "-o", "ServerAliveCountMax=6",
-            "-o", "ExitOnForwardFailure=yes",
-            # Forwarded unix sockets: replace a stale file, and create it 0600.
-            "-o", "StreamLocalBindUnlink=yes",
-            "-o", "StreamLocalBindMask=0177",
             *openssh_args(self.addr),
         ]  # fmt: skip
 
@@ -160,15 +155,6 @@ class GuestSSH:
         if proc.returncode == SSH_FAILED and not self.alive():
             raise EngineError(f"the SSH connection to the guest is gone: {out.strip()}")
         return proc.returncode, out
-
-    def forward_unix(self, local: Path, remote: str) -> None:
-        """Add ``local`` (a unix socket on the host) → ``remote`` (one in the guest) to the master."""
-        proc = subprocess.run(
-            self.client_argv("-O", "forward", "-L", f"{local}:{remote}"),
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if proc.returncode != 0:
-            raise EngineError(f"could not forward {local} to the guest: {proc.stderr.strip()}")
 
     def close(self) -> None:
         if self._proc is not None:

@@ -7,7 +7,7 @@ TCP is relayed as a byte stream in order, with half-closes passed on (a
 client that shuts down writing still gets its reply); UDP per client address,
 replies going back to the address they answer.
 
-One asyncio loop in one thread carries every relay. A twin that cannot be
+The agent's relay loop (``engine.relay``) carries every twin. A twin that cannot be
 made (IPv6 off, the port taken on ``::1``) is logged and skipped: the IPv4
 forward is what the port's status stands for.
 """
@@ -18,15 +18,14 @@ import asyncio
 import contextlib
 import logging
 import socket
-import threading
 from typing import Any
 
+from moorage.engine.relay import RelayLoop, splice
 from moorage.vm.driver import Forward
 
 log = logging.getLogger("moorage.v6relay")
 TARGET = "127.0.0.1"
 UDP_IDLE = 120.0
-CHUNK = 256 * 1024
 
 
 def twin_address(forward: Forward) -> str:
@@ -34,30 +33,15 @@ def twin_address(forward: Forward) -> str:
     return "::" if forward.host_addr == "0.0.0.0" else "::1"  # noqa: S104 - mirrors the forward
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(CHUNK):
-            writer.write(data)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except (ConnectionError, OSError):
-        writer.transport.abort()
-
-
 async def _relay_tcp(
     port: int, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter
 ) -> None:
     try:
-        up_r, up_w = await asyncio.open_connection(TARGET, port)
+        upstream = await asyncio.open_connection(TARGET, port)
     except OSError:
         client_w.transport.abort()
         return
-    try:
-        await asyncio.gather(_pipe(client_r, up_w), _pipe(up_r, client_w))
-    finally:
-        for w in (up_w, client_w):
-            w.close()
+    await splice((client_r, client_w), upstream)
 
 
 class _UdpUpstream(asyncio.DatagramProtocol):
@@ -129,15 +113,11 @@ class _UdpListener(asyncio.DatagramProtocol):
 
 
 class V6Relay:
-    def __init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
+    def __init__(self, relays: RelayLoop) -> None:
+        self._relays = relays
+        self._loop = relays.loop
         self._open: dict[Forward, asyncio.AbstractServer | _UdpListener] = {}
-        threading.Thread(target=self._run, name="v6relay", daemon=True).start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.create_task(self._expire_udp())
-        self._loop.run_forever()
+        asyncio.run_coroutine_threadsafe(self._expire_udp(), self._loop)
 
     async def _expire_udp(self) -> None:
         while True:
@@ -146,14 +126,11 @@ class V6Relay:
                 if isinstance(relay, _UdpListener):
                     relay.expire(self._loop.time())
 
-    def _call(self, coro: Any) -> Any:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
-
     def add(self, forward: Forward) -> None:
         if forward in self._open:
             return
         try:
-            self._open[forward] = self._call(self._listen(forward))
+            self._open[forward] = self._relays.call(self._listen(forward))
         except OSError as exc:
             log.warning("no IPv6 twin for %s: %s", forward, exc)
 
@@ -178,7 +155,7 @@ class V6Relay:
     def remove(self, forward: Forward) -> None:
         relay = self._open.pop(forward, None)
         if relay is not None:
-            self._call(self._close(relay))
+            self._relays.call(self._close(relay))
 
     async def _close(self, relay: asyncio.AbstractServer | _UdpListener) -> None:
         relay.close()

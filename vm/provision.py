@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moorage.vm.driver import Nic, SharedFolder
+from moorage.vm.spec import GATE_PORT
 
 # QEMU's user-mode network hands out these addresses; the guest sets them
 # statically, which is quicker than DHCP and does not depend on its timing.
@@ -113,9 +114,13 @@ def config_files(
     engine: Mapping[str, object],
     shares: Sequence[SharedFolder] = (),
     sshfs_folders: Sequence[Path] = (),
+    api_token: str,
 ) -> dict[str, tuple[bytes, int]]:
     """The config disk's files: name -> (content, mode). Pure apart from reading the keys."""
-    env = f"MOORAGE_MACHINE='{machine}'\nMOORAGE_HOSTNAME='{hostname}'\n"
+    env = (
+        f"MOORAGE_MACHINE='{machine}'\nMOORAGE_HOSTNAME='{hostname}'\n"
+        f"MOORAGE_GATE_PORT={GATE_PORT}\n"
+    )
     return {
         "machine.env": (env.encode(), 0o644),
         "network.conf": (network_plan(nics).encode(), 0o644),
@@ -125,6 +130,7 @@ def config_files(
         "ssh_host_ed25519_key.pub": (host_key.public.read_bytes(), 0o644),
         "daemon.json": (daemon_json(engine).encode(), 0o644),
         "shares.conf": (share_plan(shares, sshfs_folders).encode(), 0o644),
+        "docker-gate.token": ((api_token + "\n").encode(), 0o600),
     }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from moorage.vm.driver import Accel, Disk, Forward, MachineSpec, Nic, SharedFolder
 from moorage.vm.image.manifest import Manifest
@@ -12,6 +14,42 @@ from moorage.vm.image.manifest import Manifest
 ROOT_SERIAL = "moorage-root"
 DATA_SERIAL = "moorage-data"
 CONFIG_SERIAL = "moorage-config"
+GUEST_SSH_PORT = 22
+GATE_PORT = 2375
+"""Where the guest's docker gate (``vm/image/guest/docker-gate.pl``) listens."""
+
+
+@dataclass(frozen=True)
+class GuestReach:
+    """How the host reaches a running guest: forwards from its loopback to sshd and to
+    the docker gate, and the gate's token. Recorded so a new agent can adopt the VM."""
+
+    ssh_port: int
+    api_port: int
+    api_token: str
+
+    @property
+    def host_ports(self) -> tuple[int, int]:
+        return (self.ssh_port, self.api_port)
+
+    def forwards(self) -> tuple[Forward, ...]:
+        return (
+            Forward("tcp", "127.0.0.1", self.ssh_port, GUEST_SSH_PORT),
+            Forward("tcp", "127.0.0.1", self.api_port, GATE_PORT),
+        )
+
+    def record(self) -> dict[str, Any]:
+        return {"ssh_port": self.ssh_port, "api_port": self.api_port, "api_token": self.api_token}
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None) -> GuestReach | None:
+        """None for a record without it (none, or written by an older moorage)."""
+        if record is None:
+            return None
+        try:
+            return cls(int(record["ssh_port"]), int(record["api_port"]), str(record["api_token"]))
+        except (KeyError, TypeError, ValueError):
+            return None
 
 
 def mac_for(machine: str, index: int = 0) -> str:
@@ -32,7 +70,7 @@ def machine_spec(
     serial_log: Path,
     run_dir: Path,
     accel: Accel,
-    ssh_port: int,
+    reach: GuestReach,
     uid: int,
     gid: int,
     shares: Sequence[Path] = (),
@@ -53,7 +91,7 @@ def machine_spec(
         serial_log=serial_log,
         run_dir=run_dir,
         accel=accel,
-        forwards=(Forward("tcp", "127.0.0.1", ssh_port, 22),),
+        forwards=reach.forwards(),
         shares=tuple(SharedFolder(f"moorage{i}", path) for i, path in enumerate(shares)),
         uid=uid,
         gid=gid,

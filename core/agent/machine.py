@@ -22,8 +22,9 @@ import docker
 from moorage import config as config_mod
 from moorage.agent.events import Event, Kind, State, Status
 from moorage.engine import context, sshfs
-from moorage.engine.docker_socket import forward_docker_socket, remove_docker_socket
+from moorage.engine.docker_socket import DockerSocket, new_token
 from moorage.engine.port_watcher import PortWatcher
+from moorage.engine.relay import RelayLoop
 from moorage.engine.ssh import GuestAddress, GuestSSH, write_known_hosts
 from moorage.engine.v6_relay import V6Relay
 from moorage.errors import EngineError, MachineError, MoorageError, SharedFolderError
@@ -33,7 +34,7 @@ from moorage.vm import disks, drivers, provision, virtiofs
 from moorage.vm.driver import TCG_VCPUS, Driver, Forward, VMState
 from moorage.vm.image import manifest as manifest_mod
 from moorage.vm.image import store
-from moorage.vm.spec import machine_spec
+from moorage.vm.spec import GuestReach, machine_spec
 
 log = logging.getLogger("moorage.agent")
 
@@ -46,10 +47,16 @@ CLOCK_EVERY = 60.0
 CLOCK_DRIFT = 1.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback ports free right now (all held open while choosing)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 class EventLog:
@@ -97,7 +104,9 @@ class MachineAgent:
         self._guest: GuestSSH | None = None
         self._ports: PortWatcher | None = None
         self._sshfs: sshfs.ReverseSshfs | None = None
-        self._v6 = V6Relay()
+        relays = RelayLoop("relays")
+        self._v6 = V6Relay(relays)
+        self._docker_socket = DockerSocket(relays, self.paths.docker_socket)
         self._stopping = False
         self.exit_requested = threading.Event()
 
@@ -205,12 +214,13 @@ class MachineAgent:
         self._done("image", t)
 
         runtime = self._read_runtime()
-        adopt = driver.state(self.name) is VMState.RUNNING and runtime is not None
+        recorded = GuestReach.from_record(runtime)
+        adopt = driver.state(self.name) is VMState.RUNNING and recorded is not None
         sshfs_folders: list[Path] = []
         t = self._phase("vm", "adopting the running VM" if adopt else "booting the VM")
         if adopt:
-            assert runtime is not None
-            ssh_port = int(runtime["ssh_port"])
+            assert runtime is not None and recorded is not None
+            reach = recorded
             with self._lock:
                 self.status.accel = runtime.get("accel")
                 self.status.accel_reason = runtime.get("accel_reason")
@@ -248,7 +258,7 @@ class MachineAgent:
             if self.status.file_sharing == "sshfs":
                 sshfs_folders = folders
             try:
-                ssh_port = self._prepare_and_boot(
+                reach = self._prepare_and_boot(
                     cfg, image_dir, manifest, choice.accel, driver, folders=folders
                 )
             except SharedFolderError as exc:
@@ -258,23 +268,23 @@ class MachineAgent:
                 with self._lock:
                     self.status.file_sharing = "sshfs"
                 sshfs_folders = folders
-                ssh_port = self._prepare_and_boot(
+                reach = self._prepare_and_boot(
                     cfg, image_dir, manifest, choice.accel, driver, folders=folders
                 )
         vm_pid = driver.pid(self.name)
         with self._lock:
-            self.status.ssh_port, self.status.vm_pid = ssh_port, vm_pid
-        self._write_runtime(ssh_port, vm_pid, sshfs_folders)
+            self.status.ssh_port, self.status.vm_pid = reach.ssh_port, vm_pid
+        self._write_runtime(reach, vm_pid, sshfs_folders)
         self._done("vm", t)
 
         t = self._phase("kernel", "waiting for the guest to boot")
         if not adopt:
             self._wait_kernel(driver)
-            self._write_runtime(ssh_port, vm_pid, sshfs_folders)
+            self._write_runtime(reach, vm_pid, sshfs_folders)
         self._done("kernel", t)
 
         t = self._phase("engine", "waiting for dockerd in the guest")
-        addr = GuestAddress(self.name, ssh_port, paths.ssh_key, paths.known_hosts)
+        addr = GuestAddress(self.name, reach.ssh_port, paths.ssh_key, paths.known_hosts)
         self._guest = GuestSSH(addr, paths.run)
         self._guest.connect(time.monotonic() + ENGINE_TIMEOUT, give_up=self._cancel.is_set)
         if self.status.file_sharing == "sshfs":
@@ -285,7 +295,7 @@ class MachineAgent:
 
         t = self._phase("forwarders", "forwarding the Docker socket to the host")
         private_dir(paths.run)
-        forward_docker_socket(self._guest, paths.docker_socket)
+        self._docker_socket.open(reach.api_port, reach.api_token)
         client = docker.DockerClient(base_url=f"unix://{paths.docker_socket}", timeout=30)
         try:
             version = client.version().get("Version", "?")
@@ -311,8 +321,8 @@ class MachineAgent:
 
         # An adopted VM still has the forwards its previous agent made: take them over
         # (and their IPv6 twins, which lived in that agent) so reconciling starts from
-        # the truth. The SSH forward is not a published port.
-        existing = {f for f in driver.forwards(self.name) if f.host_port != ssh_port}
+        # the truth. The SSH and Docker API forwards are not published ports.
+        existing = {f for f in driver.forwards(self.name) if f.host_port not in reach.host_ports}
         for forward in existing:
             self._v6.add(forward)
         self._ports = PortWatcher(
@@ -344,7 +354,7 @@ class MachineAgent:
         driver: Driver,
         *,
         folders: list[Path],
-    ) -> int:
+    ) -> GuestReach:
         paths = self.paths
         private_dir(paths.state)
         private_dir(paths.run)
@@ -352,7 +362,8 @@ class MachineAgent:
         user_key = provision.ensure_keypair(paths.ssh_key, f"moorage-host@{self.name}")
         host_key = provision.ensure_keypair(paths.guest_host_key, f"moorage-guest@{self.name}")
         write_known_hosts(paths.known_hosts, f"moorage-{self.name}", host_key.public_line())
-        ssh_port = free_port()
+        ssh_port, api_port = free_ports(2)
+        reach = GuestReach(ssh_port=ssh_port, api_port=api_port, api_token=new_token())
         spec = machine_spec(
             name=self.name,
             cpus=cfg.cpus if accel == "kvm" else TCG_VCPUS,
@@ -364,7 +375,7 @@ class MachineAgent:
             serial_log=paths.serial_log,
             run_dir=paths.run,
             accel=accel,
-            ssh_port=ssh_port,
+            reach=reach,
             uid=os.getuid(),
             gid=os.getgid(),
             shares=folders if self.status.file_sharing == "virtiofs" else (),
@@ -380,6 +391,7 @@ class MachineAgent:
                 engine=cfg.engine,
                 shares=spec.shares,
                 sshfs_folders=folders if self.status.file_sharing == "sshfs" else (),
+                api_token=reach.api_token,
             ),
         )
         paths.serial_log.unlink(missing_ok=True)
@@ -392,7 +404,7 @@ class MachineAgent:
                 "run guests, libvirt 9 re-probes QEMU on every start: run scripts/libvirtd-up "
                 '--kvm-unusable once, or set driver = "qemu"'
             )
-        return ssh_port
+        return reach
 
     def _choose_sharing(self, cfg: config_mod.MachineConfig, driver: Driver) -> list[Path]:
         """Decide how the configured folders are shared, and return them. ``auto``:
@@ -516,9 +528,11 @@ class MachineAgent:
         except (OSError, ValueError):
             return None
 
-    def _write_runtime(self, ssh_port: int, vm_pid: int | None, sshfs_folders: list[Path]) -> None:
+    def _write_runtime(
+        self, reach: GuestReach, vm_pid: int | None, sshfs_folders: list[Path]
+    ) -> None:
         record = {
-            "ssh_port": ssh_port,
+            **reach.record(),
             "vm_pid": vm_pid,
             "driver": self.status.driver,
             "accel": self.status.accel,
@@ -527,7 +541,11 @@ class MachineAgent:
             "shared_folders": self.status.shared_folders,
             "sshfs_folders": [str(p) for p in sshfs_folders],
         }
-        self.paths.ports_file.write_text(json.dumps(record))
+        # 0600: it holds the Docker API's token.
+        fd = os.open(self.paths.ports_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(json.dumps(record))
 
     # ----- health ------------------------------------------------------
 
@@ -569,7 +587,6 @@ class MachineAgent:
         if self._guest is not None and not self._guest.alive():
             self._warn("the SSH connection to the guest died; reconnecting")
             self._guest.connect(time.monotonic() + 60, give_up=self._cancel.is_set)
-            forward_docker_socket(self._guest, self.paths.docker_socket)
         if self._sshfs is not None:
             for folder in self._sshfs.dead():
                 self._warn(f"the sshfs mount of {folder} died; mounting it again")
@@ -656,7 +673,7 @@ class MachineAgent:
             self._sshfs = None
         if self._guest is not None:
             self._guest.close()
-        remove_docker_socket(self.paths.docker_socket)
+        self._docker_socket.close()
 
     def _configured_driver(self) -> str:
         try:

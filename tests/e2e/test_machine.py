@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import pty
 import select
@@ -178,11 +179,35 @@ def test_save_and_load_of_a_500mb_image_round_trip_byte_for_byte(
         machine.docker("rmi", "moorage-test/big")
 
 
-def test_containers_cannot_reach_the_guests_ssh_server(machine: Machine) -> None:
-    probe = "timeout 5 sh -c 'echo | nc 10.0.2.15 22' 2>&1; echo done"
+def test_containers_cannot_reach_the_guests_ssh_server_or_docker_gate(machine: Machine) -> None:
+    ping = "GET /_ping HTTP/1.0\\r\\n\\r\\n"
+    probe = (
+        "timeout 5 sh -c 'echo | nc 10.0.2.15 22' 2>&1; "
+        f"timeout 5 sh -c 'printf \"{ping}\" | nc 10.0.2.15 2375' 2>&1; echo done"
+    )
     out = machine.docker("run", "--rm", TEST_IMAGE, "sh", "-c", probe).stdout.decode()
     assert "done" in out
-    assert "SSH-2.0" not in out
+    assert "SSH-2.0" not in out and "HTTP/" not in out
+
+
+def test_the_docker_gate_wants_the_token_only_the_user_can_read(machine: Machine) -> None:
+    """The gate's port is on the host's loopback, which every local user can reach."""
+    record_file = Path(machine.env["MOORAGE_HOME"]) / "data" / "machines" / machine.name
+    record_file /= "runtime.json"
+    assert record_file.stat().st_mode & 0o777 == 0o600
+    record = json.loads(record_file.read_text())
+
+    def ask(first_line: str) -> bytes:
+        with socket.create_connection(("127.0.0.1", record["api_port"]), timeout=20) as s:
+            s.sendall(first_line.encode() + b"\n" + b"GET /_ping HTTP/1.0\r\n\r\n")
+            try:
+                return b"".join(iter(lambda: s.recv(4096), b""))
+            except ConnectionResetError:  # closed with our request unread
+                return b""
+
+    assert ask("0" * len(record["api_token"])) == b""
+    assert ask("GET /_ping HTTP/1.0\r") == b""
+    assert ask(record["api_token"]).startswith(b"HTTP/1.0 200 OK")
 
 
 def test_shell_and_logs(machine: Machine) -> None:

@@ -40,7 +40,7 @@ MIRROR = "https://dl-cdn.alpinelinux.org/alpine"
 INFO = RecipeInfo(
     name="alpine",
     release=RELEASE,
-    revision=2,
+    revision=3,
     packages=(
         "linux-virt",
         "docker",
@@ -54,6 +54,7 @@ INFO = RecipeInfo(
         "tar",
         "curl",
         "sshfs",
+        "perl",
         "ca-certificates",
     ),
     host_tools=("mkfs.ext4", "chroot"),

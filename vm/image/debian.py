@@ -24,10 +24,10 @@ from moorage.vm.image.recipe import (
 INFO = RecipeInfo(
     name="debian",
     release="trixie",
-    revision=3,
+    revision=4,
     # docker-cli and curl are for people in `moorage shell` and for the benchmarks
     # that measure the engine from inside the guest; sshfs is the shared folders'
-    # fallback where virtiofs is not available.
+    # fallback where virtiofs is not available; perl-base runs the docker gate.
     packages=(
         "linux-image-cloud-amd64",
         "busybox",
@@ -42,6 +42,7 @@ INFO = RecipeInfo(
         "procps",
         "curl",
         "sshfs",
+        "perl-base",
     ),
     host_tools=("mmdebstrap", "mkfs.ext4"),
     description="Debian 13 (trixie), docker.io 26.1, kernel 6.12 (cloud)",

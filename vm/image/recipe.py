@@ -31,6 +31,8 @@ GUEST_FILES = (
     "boot.sh",
     "run-sshd.sh",
     "run-dockerd.sh",
+    "run-docker-gate.sh",
+    "docker-gate.pl",
     "shutdown.sh",
     "sshd_config",
 )

@@ -31,6 +31,7 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
             SharedFolder("moorage1", Path("/w s")),
         ],
         sshfs_folders=[Path("/srv/x")],
+        api_token="ab" * 32,
     )
     disk = tmp_path / "config.tar"
     provision.write_config_disk(disk, files)
@@ -39,6 +40,8 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
     with tarfile.open(disk) as tar:
         names = {m.name: m for m in tar.getmembers()}
         assert names["ssh_host_ed25519_key"].mode == 0o600
+        assert names["docker-gate.token"].mode == 0o600
+        token = tar.extractfile("docker-gate.token").read()  # type: ignore[union-attr]
         net = tar.extractfile("network.conf").read().decode()  # type: ignore[union-attr]
         daemon = json.loads(tar.extractfile("daemon.json").read())  # type: ignore[union-attr]
         env = tar.extractfile("machine.env").read().decode()  # type: ignore[union-attr]
@@ -46,4 +49,5 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
     assert net == "52:54:00:aa:bb:cc 10.0.2.15/24 10.0.2.2\n"
     assert daemon["debug"] is True and daemon["hosts"] == ["unix:///var/run/docker.sock"]
     assert "MOORAGE_HOSTNAME='moorage-dev'" in env
+    assert "MOORAGE_GATE_PORT=2375" in env and token == b"ab" * 32 + b"\n"
     assert shares == ("virtiofs\tmoorage0\t/home/ann\nvirtiofs\tmoorage1\t/w s\nsshfs\t-\t/srv/x\n")

@@ -15,7 +15,7 @@ from moorage.vm.driver import MachineSpec
 from moorage.vm.drivers.libvirt import domain_xml
 from moorage.vm.drivers.qemu import qemu_args
 from moorage.vm.image.manifest import Manifest
-from moorage.vm.spec import mac_for, machine_spec
+from moorage.vm.spec import GuestReach, mac_for, machine_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -43,7 +43,7 @@ def spec(accel: str = "tcg", shares: tuple[Path, ...] = ()) -> MachineSpec:
         serial_log=Path("/m/serial.log"),
         run_dir=Path("/run/m"),
         accel=accel,  # type: ignore[arg-type]
-        ssh_port=40022,
+        reach=GuestReach(ssh_port=40022, api_port=40375, api_token="t" * 64),
         uid=1000,
         gid=1000,
         shares=shares,
@@ -105,4 +105,15 @@ def test_disks_are_found_by_serial_and_only_data_is_writable() -> None:
         ("moorage-data", False),
         ("moorage-config", True),
     ]
-    assert [(f.host_addr, f.guest_port) for f in s.forwards] == [("127.0.0.1", 22)]
+    # The host reaches the guest's sshd and docker gate from its loopback only.
+    assert [(f.host_addr, f.host_port, f.guest_port) for f in s.forwards] == [
+        ("127.0.0.1", 40022, 22),
+        ("127.0.0.1", 40375, 2375),
+    ]
+
+
+def test_guest_reach_survives_its_record_and_refuses_an_old_one() -> None:
+    reach = GuestReach(ssh_port=1, api_port=2, api_token="x" * 64)
+    assert GuestReach.from_record({**reach.record(), "vm_pid": 9}) == reach
+    assert GuestReach.from_record({"ssh_port": 1}) is None  # written by an older agent
+    assert GuestReach.from_record(None) is None

@@ -66,13 +66,16 @@ while read -r mac addr gw; do
     [ "$gw" = "-" ] || ip route add default via "$gw" dev "$dev"
 done < $CFG/network.conf
 cp $CFG/resolv.conf /etc/resolv.conf
-# sshd is for the host alone, which comes in through the first user-mode NIC
-# (QEMU's forward from the host's loopback). Containers can reach the guest's
-# addresses too, so port 22 is refused on every other interface.
+# sshd and the docker gate are for the host alone, which comes in through the
+# first user-mode NIC (QEMU's forwards from the host's loopback). Containers can
+# reach the guest's addresses too, so both ports are refused on every other
+# interface.
 if [ -n "${host_nic:-}" ]; then
-    iptables -A INPUT -p tcp --dport 22 -i "$host_nic" -j ACCEPT
-    iptables -A INPUT -p tcp --dport 22 -i lo -j ACCEPT
-    iptables -A INPUT -p tcp --dport 22 -j DROP
+    for port in 22 "$MOORAGE_GATE_PORT"; do
+        iptables -A INPUT -p tcp --dport "$port" -i "$host_nic" -j ACCEPT
+        iptables -A INPUT -p tcp --dport "$port" -i lo -j ACCEPT
+        iptables -A INPUT -p tcp --dport "$port" -j DROP
+    done
 fi
 say "network"
 

@@ -1,0 +1,66 @@
+"""The host end of the Docker socket, against a stand-in gate on a real TCP socket.
+
+The real gate and engine are in the end-to-end tests; this pins what the host end
+owes them: the token line first, the bytes in order, a half-close passed on, and a
+socket only its user can open.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+from moorage.engine.docker_socket import DockerSocket, new_token
+from moorage.engine.relay import RelayLoop
+
+
+def _gate(listener: socket.socket, seen: list[bytes]) -> None:
+    """Reads the token line, then answers everything up to EOF in upper case."""
+    conn, _ = listener.accept()
+    with conn:
+        f = conn.makefile("rb")
+        seen.append(f.readline())
+        body = f.read()  # until the client's half-close
+        conn.sendall(body.upper())
+
+
+def test_relays_token_then_bytes_and_passes_on_a_half_close(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen: list[bytes] = []
+    threading.Thread(target=_gate, args=(listener, seen), daemon=True).start()
+    token = new_token()
+    path = tmp_path / "docker.sock"
+    sock = DockerSocket(RelayLoop("test"), path)
+    sock.open(port, token)
+    try:
+        assert path.stat().st_mode & 0o777 == 0o600
+        payload = bytes(range(256)) * 4096
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(str(path))
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            got = b"".join(iter(lambda: c.recv(65536), b""))
+        assert seen == [token.encode() + b"\n"]
+        assert got == payload.upper()
+    finally:
+        sock.close()
+        listener.close()
+    assert not path.exists()
+
+
+def test_a_gate_that_is_not_there_closes_the_client_at_once(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    path = tmp_path / "docker.sock"
+    sock = DockerSocket(RelayLoop("test"), path)
+    sock.open(port, new_token())
+    try:
+        with socket.socket(socket.AF_UNIX) as c:
+            c.settimeout(5)
+            c.connect(str(path))
+            assert c.recv(1) == b""
+    finally:
+        sock.close()
