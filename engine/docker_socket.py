@@ -92,7 +92,8 @@ class DockerSocket:
             upstream[1].write(line)
             await splice((r, w), upstream)
 
-        self._server = self._relays.call(asyncio.start_unix_server(relay, sock=sock))
+        serve = asyncio.start_unix_server(self._relays.held(relay), sock=sock)
+        self._server = self._relays.call(serve)
 
     def close(self) -> None:
         """Stop serving and remove the socket file (connections in flight are dropped)."""

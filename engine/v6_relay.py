@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 from typing import Any
@@ -138,7 +139,10 @@ class V6Relay:
         host, port = twin_address(forward), forward.host_port
         if forward.proto == "tcp":
             return await asyncio.start_server(
-                lambda r, w: _relay_tcp(port, r, w), host, port, family=socket.AF_INET6
+                self._relays.held(functools.partial(_relay_tcp, port)),
+                host,
+                port,
+                family=socket.AF_INET6,
             )
         sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
         try:

@@ -7,6 +7,8 @@ socket only its user can open.
 
 from __future__ import annotations
 
+import gc
+import os
 import socket
 import threading
 from pathlib import Path
@@ -64,3 +66,63 @@ def test_a_gate_that_is_not_there_closes_the_client_at_once(tmp_path: Path) -> N
             assert c.recv(1) == b""
     finally:
         sock.close()
+
+
+def _reversing_gate(listener: socket.socket, token: bytes) -> None:
+    """Many clients at once: each gets its bytes back reversed after its half-close."""
+
+    def one(conn: socket.socket) -> None:
+        with conn:
+            f = conn.makefile("rb")
+            if f.readline() == token:
+                conn.sendall(f.read()[::-1])
+
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=one, args=(conn,), daemon=True).start()
+
+
+def test_many_connections_at_once_each_get_every_byte(tmp_path: Path) -> None:
+    """Relays idle at the wrong moment were once garbage-collected mid-stream (the loop
+    holds tasks weakly); collecting garbage all the while makes that show at once."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    token = new_token()
+    threading.Thread(
+        target=_reversing_gate, args=(listener, token.encode() + b"\n"), daemon=True
+    ).start()
+    path = tmp_path / "docker.sock"
+    sock = DockerSocket(RelayLoop("test"), path)
+    sock.open(listener.getsockname()[1], token)
+    stop = threading.Event()
+
+    def collect() -> None:
+        while not stop.is_set():
+            gc.collect()
+
+    def client(n: int, results: list[bool]) -> None:
+        payload = os.urandom(n)
+        with socket.socket(socket.AF_UNIX) as c:
+            c.connect(str(path))
+            c.sendall(payload)
+            c.shutdown(socket.SHUT_WR)
+            results.append(b"".join(iter(lambda: c.recv(65536), b"")) == payload[::-1])
+
+    threading.Thread(target=collect, daemon=True).start()
+    try:
+        results: list[bool] = []
+        threads = [
+            threading.Thread(target=client, args=((1, 100, 70_000, 1 << 18)[i % 4], results))
+            for i in range(80)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert results.count(True) == len(threads)
+    finally:
+        stop.set()
+        sock.close()
+        listener.close()
