@@ -19,6 +19,7 @@ import time
 
 from common import HOME, NAME, ensure_machine, header, moorage, status
 
+from moorage.vm.driver import TCG_CPU_MODEL
 from moorage.vm.image import store
 from moorage.vm.spec import mac_for
 
@@ -29,7 +30,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def baseline(accel: str) -> float:
+def baseline(accel: str, cpus: int) -> float:
     image = store.image_path("debian")
     manifest = json.loads((image / "manifest.json").read_text())
     state = HOME / "data" / "machines" / NAME
@@ -40,10 +41,11 @@ def baseline(accel: str) -> float:
         "q35",
         "-accel",
         accel,
+        # The VM's own CPU model and count (under TCG: TCG_CPU_MODEL, TCG_VCPUS).
         "-cpu",
-        "max" if accel == "tcg" else "host",
+        TCG_CPU_MODEL if accel == "tcg" else "host",
         "-smp",
-        "2",
+        str(cpus),
         "-m",
         "2048M",
         "-nodefaults",
@@ -137,7 +139,7 @@ def main() -> None:
     phases: list[dict[str, float]] = []
     for _ in range(rounds):
         moorage("stop")
-        base.append(baseline(accel))
+        base.append(baseline(accel, int(str(st["cpus"]))))
         took, split = ours()
         mine.append(took)
         phases.append(split)
