@@ -24,8 +24,6 @@ from pathlib import Path
 from moorage.engine.relay import RelayLoop, splice
 from moorage.errors import HostError
 
-GATE_PORT = 2375
-"""Where the docker gate listens in the guest (its firewall admits only the host's NIC)."""
 CONNECT_TIMEOUT = 10.0
 
 
@@ -67,7 +65,8 @@ class DockerSocket:
 
     def open(self, port: int, token: str) -> None:
         """Serve ``path`` (0600), relaying to the gate at 127.0.0.1:``port``."""
-        self.close()
+        if self._server is not None:
+            self.close()
         claim_socket_path(self.path)
         sock = socket.socket(socket.AF_UNIX)
         try:
@@ -96,10 +95,12 @@ class DockerSocket:
         self._server = self._relays.call(serve)
 
     def close(self) -> None:
-        """Stop serving and remove the socket file (connections in flight are dropped)."""
+        """Stop serving and remove the socket file (connections in flight are dropped);
+        a file a killed agent left behind goes too, unless someone else serves it."""
         server, self._server = self._server, None
         if server is not None:
             self._relays.call(self._close(server))
+        if not socket_in_use(self.path):
             self.path.unlink(missing_ok=True)
 
     @staticmethod

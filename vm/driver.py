@@ -45,6 +45,11 @@ QEMU's multi-threaded TCG let another vCPU run the half-patched code. One vCPU c
 race itself. KVM guests get every configured CPU."""
 
 
+def guest_vcpus(accel: str | None, configured: int) -> int:
+    """The vCPUs a guest really gets under ``accel`` (see ``TCG_VCPUS``)."""
+    return configured if accel == "kvm" else TCG_VCPUS
+
+
 class VMState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"

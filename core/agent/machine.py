@@ -31,7 +31,7 @@ from moorage.errors import EngineError, MachineError, MoorageError, SharedFolder
 from moorage.paths import MachinePaths, private_dir, runtime_dir
 from moorage.vm import accel as accel_mod
 from moorage.vm import disks, drivers, provision, virtiofs
-from moorage.vm.driver import TCG_VCPUS, Driver, Forward, VMState
+from moorage.vm.driver import Driver, Forward, VMState, guest_vcpus
 from moorage.vm.image import manifest as manifest_mod
 from moorage.vm.image import store
 from moorage.vm.spec import GuestReach, machine_spec
@@ -224,8 +224,7 @@ class MachineAgent:
             with self._lock:
                 self.status.accel = runtime.get("accel")
                 self.status.accel_reason = runtime.get("accel_reason")
-                if self.status.accel != "kvm":
-                    self.status.cpus = TCG_VCPUS
+                self.status.cpus = guest_vcpus(self.status.accel, cfg.cpus)
                 self.status.file_sharing = runtime.get("file_sharing")
                 self.status.shared_folders = list(runtime.get("shared_folders", []))
             sshfs_folders = [Path(p) for p in runtime.get("sshfs_folders", [])]
@@ -246,13 +245,14 @@ class MachineAgent:
                 self.status.accel, self.status.accel_reason = choice.accel, choice.reason
             if choice.warning:
                 self._warn(choice.warning)
-            if choice.accel != "kvm" and cfg.cpus > TCG_VCPUS:
+            vcpus = guest_vcpus(choice.accel, cfg.cpus)
+            if vcpus < cfg.cpus:
                 self._warn(
-                    f"under TCG the VM gets {TCG_VCPUS} vCPU, not {cfg.cpus}: the guest "
+                    f"under TCG the VM gets {vcpus} vCPU, not {cfg.cpus}: the guest "
                     "kernel's live code patching races across emulated CPUs"
                 )
             with self._lock:
-                self.status.cpus = cfg.cpus if choice.accel == "kvm" else TCG_VCPUS
+                self.status.cpus = vcpus
             self._progress(f"accelerator: {choice.accel} ({choice.reason})")
             folders = self._choose_sharing(cfg, driver)
             if self.status.file_sharing == "sshfs":
@@ -366,7 +366,7 @@ class MachineAgent:
         reach = GuestReach(ssh_port=ssh_port, api_port=api_port, api_token=new_token())
         spec = machine_spec(
             name=self.name,
-            cpus=cfg.cpus if accel == "kvm" else TCG_VCPUS,
+            cpus=guest_vcpus(accel, cfg.cpus),
             memory_mib=cfg.memory_mib,
             image_dir=image_dir,
             manifest=manifest,

@@ -17,22 +17,34 @@ from moorage.engine.docker_socket import DockerSocket, new_token
 from moorage.engine.relay import RelayLoop
 
 
-def _gate(listener: socket.socket, seen: list[bytes]) -> None:
-    """Reads the token line, then answers everything up to EOF in upper case."""
-    conn, _ = listener.accept()
-    with conn:
-        f = conn.makefile("rb")
-        seen.append(f.readline())
-        body = f.read()  # until the client's half-close
-        conn.sendall(body.upper())
+def _reversing_gate(listener: socket.socket, token: bytes, seen: list[bytes]) -> None:
+    """Many clients at once: each first line is noted, and a client that sent the token
+    gets its bytes back reversed after its half-close."""
+
+    def one(conn: socket.socket) -> None:
+        with conn:
+            f = conn.makefile("rb")
+            line = f.readline()
+            seen.append(line)
+            if line == token:
+                conn.sendall(f.read()[::-1])
+
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=one, args=(conn,), daemon=True).start()
 
 
 def test_relays_token_then_bytes_and_passes_on_a_half_close(tmp_path: Path) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     seen: list[bytes] = []
-    threading.Thread(target=_gate, args=(listener, seen), daemon=True).start()
     token = new_token()
+    threading.Thread(
+        target=_reversing_gate, args=(listener, token.encode() + b"\n", seen), daemon=True
+    ).start()
     path = tmp_path / "docker.sock"
     sock = DockerSocket(RelayLoop("test"), path)
     sock.open(port, token)
@@ -45,7 +57,7 @@ def test_relays_token_then_bytes_and_passes_on_a_half_close(tmp_path: Path) -> N
             c.shutdown(socket.SHUT_WR)
             got = b"".join(iter(lambda: c.recv(65536), b""))
         assert seen == [token.encode() + b"\n"]
-        assert got == payload.upper()
+        assert got == payload[::-1]
     finally:
         sock.close()
         listener.close()
@@ -68,30 +80,13 @@ def test_a_gate_that_is_not_there_closes_the_client_at_once(tmp_path: Path) -> N
         sock.close()
 
 
-def _reversing_gate(listener: socket.socket, token: bytes) -> None:
-    """Many clients at once: each gets its bytes back reversed after its half-close."""
-
-    def one(conn: socket.socket) -> None:
-        with conn:
-            f = conn.makefile("rb")
-            if f.readline() == token:
-                conn.sendall(f.read()[::-1])
-
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        threading.Thread(target=one, args=(conn,), daemon=True).start()
-
-
 def test_many_connections_at_once_each_get_every_byte(tmp_path: Path) -> None:
     """Relays idle at the wrong moment were once garbage-collected mid-stream (the loop
     holds tasks weakly); collecting garbage all the while makes that show at once."""
     listener = socket.create_server(("127.0.0.1", 0), backlog=128)
     token = new_token()
     threading.Thread(
-        target=_reversing_gate, args=(listener, token.encode() + b"\n"), daemon=True
+        target=_reversing_gate, args=(listener, token.encode() + b"\n", []), daemon=True
     ).start()
     path = tmp_path / "docker.sock"
     sock = DockerSocket(RelayLoop("test"), path)
