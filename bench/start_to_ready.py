@@ -19,7 +19,7 @@ import time
 
 from common import HOME, NAME, ensure_machine, header, moorage, status
 
-from moorage.vm.driver import TCG_CPU_MODEL
+from moorage.vm.driver import TCG_CPU_MODEL, guest_cmdline
 from moorage.vm.image import store
 from moorage.vm.spec import mac_for
 
@@ -56,7 +56,7 @@ def baseline(accel: str, cpus: int) -> float:
         "-initrd",
         str(image / "initrd.img"),
         "-append",
-        manifest["cmdline"],
+        guest_cmdline(manifest["cmdline"], accel),  # the VM's own (under TCG: TCG_KERNEL_ARGS)
         "-serial",
         f"file:{HOME}/baseline-serial.log",
         "-object",

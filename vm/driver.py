@@ -50,6 +50,21 @@ def guest_vcpus(accel: str | None, configured: int) -> int:
     return configured if accel == "kvm" else TCG_VCPUS
 
 
+TCG_KERNEL_ARGS = "mitigations=off"
+"""Added to a TCG guest's kernel command line. The guest kernel's defences against
+speculative-execution flaws assume a real processor running its code, and there is
+none: TCG translates every guest instruction and checks each guest memory access
+against the guest's page tables in software. So they guard nothing, and they cost:
+page-table isolation switches address spaces on every system call and interrupt,
+which empties the emulated TLB each time (docs/benchmarks.md has what that cost).
+KVM guests keep the kernel's defaults."""
+
+
+def guest_cmdline(cmdline: str, accel: str | None) -> str:
+    """The kernel command line a guest really boots with under ``accel``."""
+    return cmdline if accel == "kvm" else f"{cmdline} {TCG_KERNEL_ARGS}"
+
+
 class VMState(enum.Enum):
     RUNNING = "running"
     STOPPED = "stopped"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moorage.vm.driver import Accel, Disk, Forward, MachineSpec, Nic, SharedFolder
+from moorage.vm.driver import Accel, Disk, Forward, MachineSpec, Nic, SharedFolder, guest_cmdline
 from moorage.vm.image.manifest import Manifest
 
 ROOT_SERIAL = "moorage-root"
@@ -81,7 +81,7 @@ def machine_spec(
         memory_mib=memory_mib,
         kernel=image_dir / manifest.kernel,
         initrd=image_dir / manifest.initrd,
-        cmdline=manifest.cmdline,
+        cmdline=guest_cmdline(manifest.cmdline, accel),
         disks=(
             Disk(image_dir / manifest.root, ROOT_SERIAL, readonly=True),
             Disk(data_disk, DATA_SERIAL),

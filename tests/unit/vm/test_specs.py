@@ -117,3 +117,8 @@ def test_guest_reach_survives_its_record_and_refuses_an_old_one() -> None:
     assert GuestReach.from_record({**reach.record(), "vm_pid": 9}) == reach
     assert GuestReach.from_record({"ssh_port": 1}) is None  # written by an older agent
     assert GuestReach.from_record(None) is None
+
+
+def test_only_emulated_guests_boot_without_speculation_defences() -> None:
+    assert spec("tcg").cmdline == "root=/dev/vda ro console=ttyS0 mitigations=off"
+    assert spec("kvm").cmdline == "root=/dev/vda ro console=ttyS0"
