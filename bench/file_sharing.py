@@ -8,8 +8,8 @@ For each mechanism the machine has (virtiofs here), inside the guest:
 Ratios are the guest disk's time over the share's (1.0 = as fast as the guest's disk).
 Goals (issue 3): sequential >= 0.7, small files and tree walk >= 0.3.
 Run: PATH=$PWD/.venv/bin:$PATH python bench/file_sharing.py [rounds] [tree files]
-(MOORAGE_VIRTIOFS_CACHE=auto|none in the environment of `moorage start` overrides the
-guest cache mode that moorage picks from virtiofsd's descriptor limit.)
+The guest caches what it can (virtiofs cache=auto) within the inode budget that
+virtiofsd's descriptor limit allows (vm/virtiofs.py); the budget is printed.
 """
 
 from __future__ import annotations
@@ -36,10 +36,9 @@ def main() -> None:
     tree = int(sys.argv[2]) if len(sys.argv) > 2 else TREE
     st = ensure_machine()
     header("file sharing: shared folder vs the guest's own disk")
-    cache = subprocess.run(["pgrep", "-af", f"virtiofsd.*{SHARE}"], capture_output=True,
-                           text=True, check=False).stdout  # fmt: skip
-    mode = "cache=auto" if "cache=auto" in cache else "cache=none" if "cache=none" in cache else "?"
-    print(f"# mechanism: {st.get('file_sharing')} ({mode}); share {SHARE}; guest disk {GUEST_DISK}")
+    budget = guest("grep VIRTIOFS_INODES /run/moorage/machine.env || true").strip()
+    print(f"# mechanism: {st.get('file_sharing')} ({budget or 'no inode budget'}); "
+          f"share {SHARE}; guest disk {GUEST_DISK}")  # fmt: skip
     binary = SHARE / "fsbench"
     subprocess.run(
         ["gcc", "-O2", "-static", "-o", str(binary), str(Path(__file__).with_name("fsbench.c"))],

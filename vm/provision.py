@@ -115,12 +115,17 @@ def config_files(
     shares: Sequence[SharedFolder] = (),
     sshfs_folders: Sequence[Path] = (),
     api_token: str,
+    virtiofs_inodes: int | None = None,
 ) -> dict[str, tuple[bytes, int]]:
-    """The config disk's files: name -> (content, mode). Pure apart from reading the keys."""
+    """The config disk's files: name -> (content, mode). Pure apart from reading the keys.
+    ``virtiofs_inodes``: the guest's budget of shared-folder inodes
+    (``virtiofs.guest_inode_budget``); None without virtiofs folders."""
     env = (
         f"MOORAGE_MACHINE='{machine}'\nMOORAGE_HOSTNAME='{hostname}'\n"
         f"MOORAGE_GATE_PORT={GATE_PORT}\n"
     )
+    if shares and virtiofs_inodes:
+        env += f"MOORAGE_VIRTIOFS_INODES={virtiofs_inodes}\n"
     return {
         "machine.env": (env.encode(), 0o644),
         "network.conf": (network_plan(nics).encode(), 0o644),

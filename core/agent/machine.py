@@ -392,6 +392,7 @@ class MachineAgent:
                 shares=spec.shares,
                 sshfs_folders=folders if self.status.file_sharing == "sshfs" else (),
                 api_token=reach.api_token,
+                virtiofs_inodes=virtiofs.guest_inode_budget(virtiofs.nofile_limit()),
             ),
         )
         paths.serial_log.unlink(missing_ok=True)

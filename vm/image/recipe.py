@@ -33,6 +33,8 @@ GUEST_FILES = (
     "run-dockerd.sh",
     "run-docker-gate.sh",
     "docker-gate.pl",
+    "run-virtiofs-guard.sh",
+    "virtiofs-guard.pl",
     "shutdown.sh",
     "sshd_config",
 )

@@ -32,6 +32,7 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
         ],
         sshfs_folders=[Path("/srv/x")],
         api_token="ab" * 32,
+        virtiofs_inodes=10_000,
     )
     disk = tmp_path / "config.tar"
     provision.write_config_disk(disk, files)
@@ -49,5 +50,6 @@ def test_config_disk_carries_the_machine(tmp_path: Path) -> None:
     assert net == "52:54:00:aa:bb:cc 10.0.2.15/24 10.0.2.2\n"
     assert daemon["debug"] is True and daemon["hosts"] == ["unix:///var/run/docker.sock"]
     assert "MOORAGE_HOSTNAME='moorage-dev'" in env
+    assert "MOORAGE_VIRTIOFS_INODES=10000" in env
     assert "MOORAGE_GATE_PORT=2375" in env and token == b"ab" * 32 + b"\n"
     assert shares == ("virtiofs\tmoorage0\t/home/ann\nvirtiofs\tmoorage1\t/w s\nsshfs\t-\t/srv/x\n")
