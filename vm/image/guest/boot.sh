@@ -135,6 +135,9 @@ if [ -s $CFG/shares.conf ]; then
         if [ "$mech" = sshfs ] && mkdir -p "$path"; then
             sshfs_pending=yes
         elif [ "$mech" = virtiofs ] && mkdir -p "$path" && mount -t virtiofs "$tag" "$path"; then
+            # Read ahead 1 MiB, not 128 KiB: each read request is a round trip
+            # to virtiofsd, and 1 MiB read a 512 MiB file 1.4x as fast here.
+            echo 1024 > "/sys/class/bdi/$(mountpoint -d "$path")/read_ahead_kb"
             say "shared $path ($mech)"
         else
             say "warning: the shared folder $path could not be mounted ($mech)"
