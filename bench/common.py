@@ -36,15 +36,20 @@ SHARE = HOME / "share"
 """A host folder the bench machine shares (besides the default, ~)."""
 
 
-def ensure_machine(driver: str | None = None) -> dict[str, object]:
+def ensure_machine(driver: str | None = None, file_sharing: str = "auto") -> dict[str, object]:
+    """The bench machine, running with this config; restarted if it runs with another."""
     config = HOME / "config" / "machines" / NAME / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
     SHARE.mkdir(parents=True, exist_ok=True)
-    config.write_text(
+    text = (
         "cpus = 2\nmemory_gib = 2\n"
         + (f'driver = "{driver}"\n' if driver else "")
+        + f'file_sharing = "{file_sharing}"\n'
         + f'mounts = ["~", "{SHARE}"]\n'
     )
+    if config.exists() and config.read_text() != text:
+        moorage("stop", check=False)
+    config.write_text(text)
     moorage("start")
     return status()
 

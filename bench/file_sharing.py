@@ -1,13 +1,14 @@
 """Shared folders against the guest's own disk, the same compiled program on both.
 
-For each mechanism the machine has (virtiofs here), inside the guest:
+For the mechanism asked for (the default's, virtiofs here; sshfs too), inside the guest:
 1. sequential write (fsync) and read (after dropping the guest's caches) of 1 GiB;
 2. 10,000 files of 4 KiB created and written, stat'ed, deleted;
 3. an lstat walk of a 50,000-file tree (what `git status` does), guest caches dropped.
 
 Ratios are the guest disk's time over the share's (1.0 = as fast as the guest's disk).
 Goals (issue 3): sequential >= 0.7, small files and tree walk >= 0.3.
-Run: PATH=$PWD/.venv/bin:$PATH python bench/file_sharing.py [rounds] [tree files]
+Run: PATH=$PWD/.venv/bin:$PATH python bench/file_sharing.py [rounds] [tree files] [mechanism]
+(mechanism: the machine's file_sharing setting; auto, the default, picks virtiofs here)
 The guest caches what it can (virtiofs cache=auto) within the inode budget that
 virtiofsd's descriptor limit allows (vm/virtiofs.py); the budget is printed.
 """
@@ -34,7 +35,8 @@ def run(binary: Path, *args: str) -> dict[str, float]:
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
     tree = int(sys.argv[2]) if len(sys.argv) > 2 else TREE
-    st = ensure_machine()
+    mechanism = sys.argv[3] if len(sys.argv) > 3 else "auto"
+    st = ensure_machine(file_sharing=mechanism)
     header("file sharing: shared folder vs the guest's own disk")
     budget = guest("grep VIRTIOFS_INODES /run/moorage/machine.env || true").strip()
     print(f"# mechanism: {st.get('file_sharing')} ({budget or 'no inode budget'}); "
