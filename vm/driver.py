@@ -52,12 +52,13 @@ def guest_vcpus(accel: str | None, configured: int) -> int:
 
 TCG_KERNEL_ARGS = "mitigations=off"
 """Added to a TCG guest's kernel command line. The guest kernel's defences against
-speculative-execution flaws assume a real processor running its code, and there is
-none: TCG translates every guest instruction and checks each guest memory access
-against the guest's page tables in software. So they guard nothing, and they cost:
-page-table isolation switches address spaces on every system call and interrupt,
-which empties the emulated TLB each time (docs/benchmarks.md has what that cost).
-KVM guests keep the kernel's defaults."""
+speculative-execution flaws are built for a processor running the guest's code as
+written, and under TCG none does: QEMU translates every instruction and checks every
+guest memory access against the guest's page tables in software. So page-table
+isolation (Meltdown) guards nothing there, and the rest far less than on hardware,
+while their cost is multiplied: isolation switches address spaces on every system
+call and interrupt, and each switch empties the emulated TLB (docs/architecture.md
+has the numbers). KVM guests keep the kernel's defaults."""
 
 
 def guest_cmdline(cmdline: str, accel: str | None) -> str:
