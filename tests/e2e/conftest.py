@@ -26,7 +26,8 @@ from moorage.paths import cache_dir
 
 BUSYBOX = Path("/bin/busybox")
 TEST_IMAGE = "moorage-test/busybox:latest"
-UDP_ECHO_C = Path(__file__).with_name("udp_echo.c")
+TOOLS = ("udp_echo", "mmap_shared")
+"""Static C programs (tests/e2e/NAME.c) in the test image's /bin."""
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -172,9 +173,11 @@ def machine() -> Iterator[Machine]:
     mounts = ", ".join(f'"{home / name}"' for name in ("share", "gone"))
     m = _start(unique("e2e"), home, extra=f'mounts = ["~", {mounts}]\n')
     try:
-        udp_echo = home / "udp_echo"
-        subprocess.run(["gcc", "-static", "-O2", "-o", str(udp_echo), str(UDP_ECHO_C)], check=True)
-        image = busybox_tar({"bin/udp_echo": udp_echo})
+        for tool in TOOLS:
+            source = Path(__file__).with_name(f"{tool}.c")
+            subprocess.run(["gcc", "-static", "-O2", "-o", str(home / tool), str(source)],
+                           check=True)  # fmt: skip
+        image = busybox_tar({f"bin/{tool}": home / tool for tool in TOOLS})
         m.docker("import", "-c", 'CMD ["/bin/sh"]', "-", TEST_IMAGE, input=image)
         _first_container(m)
         yield m
