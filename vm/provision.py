@@ -124,7 +124,7 @@ def config_files(
         f"MOORAGE_MACHINE='{machine}'\nMOORAGE_HOSTNAME='{hostname}'\n"
         f"MOORAGE_GATE_PORT={GATE_PORT}\n"
     )
-    if shares and virtiofs_inodes:
+    if virtiofs_inodes:
         env += f"MOORAGE_VIRTIOFS_INODES={virtiofs_inodes}\n"
     return {
         "machine.env": (env.encode(), 0o644),

@@ -392,7 +392,9 @@ class MachineAgent:
                 shares=spec.shares,
                 sshfs_folders=folders if self.status.file_sharing == "sshfs" else (),
                 api_token=reach.api_token,
-                virtiofs_inodes=virtiofs.guest_inode_budget(virtiofs.nofile_limit()),
+                virtiofs_inodes=(
+                    virtiofs.guest_inode_budget(virtiofs.nofile_limit()) if spec.shares else None
+                ),
             ),
         )
         paths.serial_log.unlink(missing_ok=True)

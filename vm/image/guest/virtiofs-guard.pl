@@ -34,7 +34,6 @@ sub drop_caches {
     close $fh;
 }
 
-$| = 1;
 my $floor = 0;    # what the last drop could not drop
 while (1) {
     select(undef, undef, undef, $POLL);
