@@ -12,29 +12,23 @@ Run: python bench/start_to_ready.py [rounds]
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
 
 from common import HOME, NAME, ensure_machine, header, moorage, status
 
+from moorage.agent.machine import free_ports
 from moorage.vm.driver import TCG_CPU_MODEL, guest_cmdline
 from moorage.vm.image import store
 from moorage.vm.spec import mac_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def baseline(accel: str, cpus: int) -> float:
     image = store.image_path("debian")
     manifest = json.loads((image / "manifest.json").read_text())
     state = HOME / "data" / "machines" / NAME
-    port = free_port()
+    (port,) = free_ports(1)
     cmd = [
         "qemu-system-x86_64",
         "-machine",
