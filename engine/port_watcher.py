@@ -22,7 +22,7 @@ import docker
 
 from moorage.engine import ports
 from moorage.errors import MoorageError
-from moorage.vm.driver import Forward
+from moorage.types import Forward
 
 log = logging.getLogger("moorage.ports")
 _EVENTS = (

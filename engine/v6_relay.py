@@ -22,7 +22,7 @@ import socket
 from typing import Any
 
 from moorage.engine.relay import RelayLoop, splice
-from moorage.vm.driver import Forward
+from moorage.types import Forward
 
 log = logging.getLogger("moorage.v6relay")
 TARGET = "127.0.0.1"

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from moorage.types import Forward
+
 Accel = Literal["kvm", "tcg"]
-Proto = Literal["tcp", "udp"]
 
 
 TCG_CPU_MODEL = "Westmere"
@@ -103,16 +104,6 @@ class Nic:
     mode: Literal["user", "private"] = "user"
     network: str | None = None
     """For ``private``: the name of the shared network."""
-
-
-@dataclass(frozen=True)
-class Forward:
-    """A host address and port that reach a guest port through the user-mode NIC."""
-
-    proto: Proto
-    host_addr: str
-    host_port: int
-    guest_port: int
 
 
 @dataclass(frozen=True)

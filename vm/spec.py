@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from moorage.vm.driver import Accel, Disk, Forward, MachineSpec, Nic, SharedFolder, guest_cmdline
+from moorage.types import Forward
+from moorage.vm.driver import Accel, Disk, MachineSpec, Nic, SharedFolder, guest_cmdline
 from moorage.vm.image.manifest import Manifest
 
 ROOT_SERIAL = "moorage-root"

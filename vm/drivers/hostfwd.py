@@ -8,7 +8,7 @@ Backends differ only in how they reach the monitor and what the NIC is called.
 from __future__ import annotations
 
 from moorage.errors import MachineError
-from moorage.vm.driver import Forward, Proto
+from moorage.types import Forward, Proto
 
 
 def hostfwd(forward: Forward) -> str:

@@ -6,7 +6,7 @@ import pytest
 
 from moorage.engine import ports
 from moorage.engine.v6_relay import twin_address
-from moorage.vm.driver import Forward
+from moorage.types import Forward
 from moorage.vm.drivers.hostfwd import parse_usernet
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import docker
 
 from moorage import config as config_mod
-from moorage.agent.events import Event, Kind, State, Status
+from moorage.api.schema import Event, Kind, State, Status
 from moorage.engine import context, sshfs
 from moorage.engine.docker_socket import DockerSocket, new_token
 from moorage.engine.port_watcher import PortWatcher

@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 
-from moorage.agent.events import Event, Status
+from moorage.api.schema import Event, Status
 from moorage.agent.machine import EventLog
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from moorage.agent.events import Event, Status
+from moorage.api.schema import Event, Status
 from moorage.errors import AgentError
 from moorage.paths import MachinePaths, private_dir
 

@@ -22,8 +22,8 @@ from rich.console import Console
 
 from moorage import __version__
 from moorage import config as config_mod
-from moorage.agent.client import AgentClient
-from moorage.agent.events import Event, Status
+from moorage.api.client import AgentClient
+from moorage.api.schema import Event, Status
 from moorage.errors import AgentError, MoorageError
 from moorage.paths import MachinePaths, check_machine_name
 

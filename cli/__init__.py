@@ -1,0 +1,1 @@
+"""The ``moorage`` command: a thin client of the host agent's API (``moorage.api``)."""
