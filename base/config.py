@@ -1,5 +1,15 @@
 """A machine's configuration: a schema as data, layered sources, every error at once.
 
+Each ``Option`` in ``OPTIONS`` carries its type, default, allowed choices or
+range, unit and description as data, so the things that show or enforce the
+schema cannot disagree: ``validate`` derives its plain range and choice
+messages from it, ``template`` writes the commented default file from it,
+``markdown_table`` renders README.md's table from it (a unit test keeps the
+two identical), and ``schema_json`` hands it to the agent's API, from which a
+preferences dialog is generated. Rules that are not a plain range or set of
+choices (the disk only grows, shared folders must be real and apart) stay
+code, in ``Option.check``.
+
 Layers, lowest first (``load`` is the one place that applies them):
 
 1. the defaults in ``OPTIONS``;
@@ -10,20 +20,36 @@ Layers, lowest first (``load`` is the one place that applies them):
 (memory above host RAM, more CPUs than the host has, a disk smaller than it
 already is, an unknown key) and reports every problem in one ``ConfigError``,
 each naming the key, the bad value and what is allowed. Changes take effect
-on the next start.
+on the next start. ``write_file`` validates before it writes, and replaces
+the file atomically, so a bad edit never reaches the disk.
+
+This is the bottom layer: it imports nothing of moorage but ``errors``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 import os
+import stat
+import sys
+import tempfile
+import textwrap
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from moorage.errors import ConfigError
+
+DEFAULT_DRIVER = "libvirt" if sys.platform.startswith("linux") else "qemu"
+"""The hypervisor backend used when ``driver`` is not set. It lives here, not in
+``moorage.vm.drivers``, so that the config schema needs nothing above its layer;
+the drivers package re-exports it as ``DEFAULT``."""
 
 
 @dataclass(frozen=True)
@@ -47,39 +73,144 @@ class HostFacts:
 
 
 @dataclass(frozen=True)
+class Fixed:
+    """A default or bound that is the same on every host.
+
+    It is called like any other ``HostFacts -> value`` function, but marks the
+    value as host-independent, so ``markdown_table`` (which has no host) may
+    print it; anything else must say in words what it is (``default_text``).
+    """
+
+    value: Any
+
+    def __call__(self, _host: HostFacts) -> Any:
+        # A fresh copy each call: a caller that appends to the default ``mounts``
+        # list must not change the schema's.
+        return copy.deepcopy(self.value)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A numeric range, both ends inclusive; either end may follow the host."""
+
+    minimum: Callable[[HostFacts], float]
+    maximum: Callable[[HostFacts], float]
+    host_limit: str | None = None
+    """In words, the host fact a non-``Fixed`` end follows ("the host's RAM"): the
+    error message names it, and the README shows it in place of a number."""
+
+
+def _no_check(_value: Any, _host: HostFacts) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
 class Option:
-    """One key of the schema. ``check`` returns a problem ("must be ...") or None."""
+    """One key of the schema, as data a dialog or a document can read.
+
+    ``choices`` or ``bounds`` hold the plain allowed set, which ``validate``
+    enforces with messages built from the same data. ``check`` is for the rules
+    that are not a plain set or range; it returns a problem ("must be ...") or
+    None, and runs only once the value is of the right type and in range.
+    """
 
     key: str
     kind: type
     default: Callable[[HostFacts], Any]
     description: str
-    check: Callable[[Any, HostFacts], str | None] = lambda _v, _h: None
+    check: Callable[[Any, HostFacts], str | None] = _no_check
+    _: KW_ONLY
+    choices: tuple[str, ...] | None = None
+    choice_help: Mapping[str, str] = field(default_factory=dict)
+    """A few words for choices that need them, shown next to the choice."""
+    bounds: Range | None = None
+    unit: str | None = None
+    """The unit of a number ("GiB"), named in range messages and shown by a dialog."""
+    default_text: str | None = None
+    """The default in words, for the README; required when the default is not ``Fixed``."""
+    allowed_text: str | None = None
+    """What is allowed, in words (Markdown), for the README; derived from
+    ``choices`` or ``bounds`` when not given."""
+    restart: bool = True
+    """Whether a change needs a restart of the machine (today every one does)."""
+
+    def allowed(self) -> str:
+        """What is allowed, host-independent and in Markdown: the README's column."""
+        if self.allowed_text is not None:
+            return self.allowed_text
+        if self.choices is not None:
+            return ", ".join(
+                f"`{c}` ({self.choice_help[c]})" if c in self.choice_help else f"`{c}`"
+                for c in self.choices
+            )
+        if self.bounds is not None:
+            low = _bound_words(self.bounds.minimum, self.bounds)
+            return f"{low} to {_bound_words(self.bounds.maximum, self.bounds)}"
+        return "any"
+
+    def default_words(self) -> str:
+        """The default, host-independent and in Markdown: the README's column."""
+        if self.default_text is not None:
+            return self.default_text
+        if not isinstance(self.default, Fixed):
+            raise ValueError(
+                f"option {self.key!r} needs a default_text: its default follows the host"
+            )
+        return _markdown_value(self.default.value)
 
 
-def _one_of(*allowed: str) -> Callable[[Any, HostFacts], str | None]:
-    def check(value: Any, _host: HostFacts) -> str | None:
-        return None if value in allowed else f"allowed: {', '.join(repr(a) for a in allowed)}"
+def _bound_words(bound: Callable[[HostFacts], float], bounds: Range) -> str:
+    if isinstance(bound, Fixed):
+        return f"{bound.value:g}"
+    if bounds.host_limit is None:
+        raise ValueError("a Range whose end follows the host needs a host_limit")
+    return bounds.host_limit
 
-    return check
+
+def _markdown_value(value: Any) -> str:
+    """A value as the README shows it: numbers bare, the rest as TOML in backticks."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g}"
+    if isinstance(value, str):
+        return f"`{value}`"
+    return f"`{_toml_value(value)}`"
 
 
-def _cpus(value: int, host: HostFacts) -> str | None:
-    if value < 1 or value > host.cpus:
-        return f"allowed: 1 to {host.cpus} (the host's CPU count)"
+def _toml_value(value: Any) -> str:
+    """A scalar or list of scalars spelt as TOML (JSON spells them the same way)."""
+    return json.dumps(value)
+
+
+def _number(value: float, kind: type) -> str:
+    return f"{value:.1f}" if kind is float else str(value)
+
+
+def _range_problem(option: Option, bounds: Range, host: HostFacts) -> str:
+    """The one wording of a range, shared by error messages and the template."""
+    low, high = bounds.minimum(host), bounds.maximum(host)
+    text = f"{_number(low, option.kind)} to {_number(high, option.kind)}"
+    if option.unit:
+        text += f" {option.unit}"
+    if bounds.host_limit:
+        text += f" ({bounds.host_limit})"
+    return text
+
+
+def _plain_problem(option: Option, value: Any, host: HostFacts) -> str | None:
+    """The check that ``choices`` and ``bounds`` imply, worded from the same data."""
+    if option.choices is not None and value not in option.choices:
+        return f"allowed: {', '.join(repr(c) for c in option.choices)}"
+    bounds = option.bounds
+    if bounds is not None and not bounds.minimum(host) <= value <= bounds.maximum(host):
+        return f"allowed: {_range_problem(option, bounds, host)}"
     return None
 
 
-def _memory(value: float, host: HostFacts) -> str | None:
-    most = host.memory_mib / 1024
-    if value < 0.5 or value * 1024 > host.memory_mib:
-        return f"allowed: 0.5 to {most:.1f} GiB (the host's RAM)"
-    return None
+_DISK_MIN_GIB = 8
+_DISK_MAX_GIB = 16384
 
 
-def _disk(value: int, host: HostFacts) -> str | None:
-    if value < 8 or value > 16384:
-        return "allowed: 8 to 16384 GiB"
+def _disk_grows(value: int, host: HostFacts) -> str | None:
     if host.disk_bytes is not None and value * (1 << 30) < host.disk_bytes:
         have = host.disk_bytes / (1 << 30)
         return (
@@ -103,6 +234,7 @@ _GUEST_OWN_EXACT = ("/", "/mnt", "/tmp", "/var")
 
 
 def expand_mount(entry: str, home: Path) -> Path:
+    """A ``mounts`` entry as a host path: ``~`` and ``~/...`` are the user's home."""
     return home / entry[2:] if entry.startswith("~/") else home if entry == "~" else Path(entry)
 
 
@@ -132,70 +264,102 @@ def _mounts(value: list[Any], host: HostFacts) -> str | None:
     return "; ".join(problems) or None
 
 
-def _default_driver(_host: HostFacts) -> str:
-    from moorage.vm.drivers import DEFAULT  # noqa: PLC0415 - keeps config import light
-
-    return DEFAULT
-
-
 OPTIONS: tuple[Option, ...] = (
-    Option("cpus", int, lambda h: min(2, h.cpus), "Virtual CPUs of the VM.", _cpus),
-    Option("memory_gib", float, lambda _h: 2.0, "Memory of the VM in GiB.", _memory),
+    Option(
+        "cpus",
+        int,
+        lambda h: min(2, h.cpus),
+        "Virtual CPUs of the VM.",
+        bounds=Range(Fixed(1), lambda h: h.cpus, "the host's CPU count"),
+        default_text="2 (or fewer on a smaller host)",
+    ),
+    Option(
+        "memory_gib",
+        float,
+        Fixed(2.0),
+        "Memory of the VM in GiB.",
+        bounds=Range(Fixed(0.5), lambda h: h.memory_mib / 1024, "the host's RAM"),
+        unit="GiB",
+    ),
     Option(
         "disk_gib",
         int,
         _default_disk,
         "Size of the sparse data disk in GiB. It can grow, never shrink.",
-        _disk,
+        _disk_grows,
+        bounds=Range(Fixed(_DISK_MIN_GIB), Fixed(_DISK_MAX_GIB)),
+        unit="GiB",
+        default_text="64",
+        allowed_text=(
+            f"{_DISK_MIN_GIB} to {_DISK_MAX_GIB}, and never smaller than the disk already is "
+            "(it only grows; growing applies on restart)"
+        ),
     ),
     Option(
         "driver",
         str,
-        _default_driver,
-        "Hypervisor backend: 'libvirt' or 'qemu'.",
-        _one_of("libvirt", "qemu"),
+        lambda _h: DEFAULT_DRIVER,
+        "Hypervisor backend.",
+        choices=("libvirt", "qemu"),
+        choice_help={"qemu": "no daemon needed"},
+        default_text="`libvirt` on Linux",
     ),
     Option(
         "image",
         str,
-        lambda _h: "debian",
-        "Guest image recipe: 'debian' or 'alpine'.",
-        _one_of("debian", "alpine"),
+        Fixed("debian"),
+        "Guest image recipe.",
+        choices=("debian", "alpine"),
+        choice_help={"debian": "Debian 13, engine 26.1, kernel 6.12"},
     ),
     Option(
         "accel",
         str,
-        lambda _h: "auto",
-        "'auto' probes KVM and falls back to TCG; 'kvm' requires KVM; 'tcg' never tries it.",
-        _one_of("auto", "kvm", "tcg"),
+        Fixed("auto"),
+        "How the guest's CPU runs: KVM (hardware virtualization) or TCG (emulation, much slower).",
+        choices=("auto", "kvm", "tcg"),
+        choice_help={"auto": "test-boot KVM, else TCG with a warning", "kvm": "required"},
     ),
     Option(
         "expose_ports",
         bool,
-        lambda _h: False,
+        Fixed(False),
         "Forward published container ports on all host interfaces, not only on loopback.",
-    ),
-    Option(
-        "mounts",
-        list,
-        lambda _h: ["~"],
-        "Host folders shared into the VM at the same absolute path, read-write, so that "
-        "bind mounts work unchanged. '~' is your home folder.",
-        _mounts,
+        allowed_text=(
+            "`true` forwards published container ports on all host interfaces "
+            "instead of loopback only"
+        ),
     ),
     Option(
         "file_sharing",
         str,
-        lambda _h: "auto",
-        "How folders are shared: 'auto' (virtiofs where the driver and host have it, "
-        "else sshfs), 'virtiofs', or 'sshfs'.",
-        _one_of("auto", "virtiofs", "sshfs"),
+        Fixed("auto"),
+        "How host folders are shared into the VM.",
+        choices=("auto", "virtiofs", "sshfs"),
+        choice_help={
+            "auto": "virtiofs where the driver and host have it, else sshfs, with a warning"
+        },
+    ),
+    Option(
+        "mounts",
+        list,
+        Fixed(["~"]),
+        "Host folders shared into the VM at the same absolute path, read-write, so that "
+        "bind mounts work unchanged. '~' is your home folder.",
+        _mounts,
+        allowed_text=(
+            "host folders shared at the same path: existing, absolute (or `~`, `~/…`), "
+            "not overlapping, not one of the guest's own (`/etc`, `/usr`, `/var`, `/tmp`, …); "
+            "`[]` shares none"
+        ),
     ),
     Option(
         "engine",
         dict,
-        lambda _h: {},
+        Fixed({}),
         "Extra dockerd settings (daemon.json keys), e.g. engine.debug = true.",
+        default_text="—",
+        allowed_text="extra dockerd settings (`daemon.json` keys)",
     ),
 )
 BY_KEY = {o.key: o for o in OPTIONS}
@@ -246,7 +410,7 @@ def validate(raw: Mapping[str, Any], host: HostFacts, source: str) -> MachineCon
                 f"{option.key} = {value!r} has the wrong type: expected {option.kind.__name__}"
             )
             continue
-        if problem := option.check(value, host):
+        if problem := _plain_problem(option, value, host) or option.check(value, host):
             problems.append(f"{option.key} = {value!r} is not allowed; {problem}")
         values[option.key] = (
             float(value) if option.kind is float else tuple(value) if option.kind is list else value
@@ -272,16 +436,134 @@ def load(path: Path, host: HostFacts, overrides: Mapping[str, Any] | None = None
     return validate(raw, host, str(path))
 
 
+_HEADER = "# moorage machine config. Changes apply on the next `moorage restart`."
+
+
+def _comment(text: str) -> list[str]:
+    """``text`` as ``# `` lines that fit a terminal; paths and URLs are never split."""
+    return textwrap.wrap(
+        text,
+        width=79,
+        initial_indent="# ",
+        subsequent_indent="# ",
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
 def template(host: HostFacts) -> str:
-    """A commented config file showing every option at its default."""
-    lines = ["# moorage machine config. Changes apply on the next `moorage restart`.", ""]
+    """A commented config file showing every option at its default, and what it allows."""
+    lines = [_HEADER, ""]
     for option in OPTIONS:
+        lines += _comment(option.description)
+        if option.choices is not None:
+            lines += _comment(
+                "Allowed: "
+                + ", ".join(
+                    f"{c!r} ({option.choice_help[c]})" if c in option.choice_help else repr(c)
+                    for c in option.choices
+                )
+                + "."
+            )
+        elif option.bounds is not None:
+            lines += _comment(f"Allowed: {_range_problem(option, option.bounds, host)}.")
         if option.kind is dict:
+            # A table, not a value: show its header and one example key.
+            lines += [f"# [{option.key}]", "# debug = true", ""]
             continue
-        lines.append(f"# {option.description}")
-        value = option.default(host)
-        shown = json.dumps(value)  # TOML spells str, int, float and bool the same way
-        lines.append(f"# {option.key} = {shown}")
+        lines.append(f"# {option.key} = {_toml_value(option.default(host))}")
         lines.append("")
-    lines += ["# Extra dockerd settings:", "# [engine]", "# debug = true", ""]
     return "\n".join(lines)
+
+
+def schema_json(host: HostFacts) -> list[dict[str, Any]]:
+    """Every option as JSON-able data, with this host's defaults and bounds.
+
+    The agent's API serves this, and the preferences dialog is generated from
+    it, so it shows the same choices and limits that ``validate`` enforces.
+    ``allowed`` is the README's wording (Markdown); ``choice_help`` maps a
+    choice to a few words about it.
+    """
+    schema: list[dict[str, Any]] = []
+    for option in OPTIONS:
+        bounds = option.bounds
+        schema.append(
+            {
+                "key": option.key,
+                "type": option.kind.__name__,
+                "default": option.default(host),
+                "description": option.description,
+                "choices": list(option.choices) if option.choices is not None else None,
+                "choice_help": dict(option.choice_help),
+                "min": bounds.minimum(host) if bounds is not None else None,
+                "max": bounds.maximum(host) if bounds is not None else None,
+                "unit": option.unit,
+                "allowed": option.allowed(),
+                "restart": option.restart,
+            }
+        )
+    return schema
+
+
+def markdown_table() -> str:
+    """README.md's Configuration table, rendered from the schema.
+
+    A unit test checks that README.md holds exactly this text, so when an
+    option changes, the test says to paste the new table in.
+    """
+    rows = ["| key | default | allowed |", "| --- | --- | --- |"]
+    for option in OPTIONS:
+        key = f"`[{option.key}]`" if option.kind is dict else f"`{option.key}`"
+        cells = (key, option.default_words(), option.allowed())
+        rows.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(rows) + "\n"
+
+
+def _plain(value: Any, kind: type) -> Any:
+    """A validated value as tomli-w takes it: tuples as lists, mappings as dicts."""
+    if kind is float:
+        return float(value)
+    if kind is list:
+        return list(value)
+    if kind is dict:
+        return dict(value)
+    return value
+
+
+def write_file(path: Path, values: Mapping[str, Any], host: HostFacts) -> MachineConfig:
+    """Validate ``values``, then make them the whole of the machine's config file.
+
+    Only the keys given are written, so the rest keep following their defaults
+    (a default that follows the host stays that way). Nothing is written when
+    any value is wrong: the ConfigError lists every problem, as ``load`` would.
+    The new file replaces the old one in one rename, so a crash leaves one or
+    the other, never half of each; an existing file's mode is kept. Comments in
+    the old file are not kept.
+    """
+    cfg = validate(values, host, str(path))
+    data = {o.key: _plain(values[o.key], o.kind) for o in OPTIONS if o.key in values}
+    try:
+        body = tomli_w.dumps(data)
+    except (TypeError, ValueError) as exc:  # e.g. a None somewhere in [engine]
+        raise ConfigError(str(path), [f"cannot be written as TOML: {exc}"]) from exc
+    text = f"{_HEADER}\n# Written by moorage; keys left out take their defaults.\n\n{body}"
+    try:
+        mode: int | None = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        mode = None  # mkstemp's 0600: private until the user says otherwise
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    return cfg

@@ -7,9 +7,9 @@ libvirt-python) is never touched, on Linux neither is HyperKit's.
 from __future__ import annotations
 
 import importlib
-import sys
 from typing import cast
 
+from moorage.config import DEFAULT_DRIVER
 from moorage.errors import MachineError
 from moorage.vm.driver import Driver
 
@@ -17,7 +17,7 @@ BACKENDS = {
     "libvirt": "moorage.vm.drivers.libvirt",
     "qemu": "moorage.vm.drivers.qemu",
 }
-DEFAULT = "libvirt" if sys.platform.startswith("linux") else "qemu"
+DEFAULT = DEFAULT_DRIVER
 
 
 def get(name: str) -> Driver:

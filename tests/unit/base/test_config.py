@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -115,3 +118,93 @@ def test_file_sharing_is_auto_virtiofs_or_sshfs() -> None:
     assert config.validate({"file_sharing": "sshfs"}, HOST, "x").file_sharing == "sshfs"
     with pytest.raises(ConfigError, match="file_sharing = '9p' is not allowed"):
         config.validate({"file_sharing": "9p"}, HOST, "x")
+
+
+def test_readme_table_is_rendered_from_the_schema() -> None:
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    assert config.markdown_table() in readme, "paste config.markdown_table() into README.md"
+
+
+def test_range_and_choice_checks_follow_the_data() -> None:
+    for option in config.OPTIONS:
+        if option.bounds is not None:
+            high = option.bounds.maximum(HOST)
+            assert getattr(config.validate({option.key: high}, HOST, "x"), option.key) == high
+            with pytest.raises(ConfigError, match=f"{option.key} = .* is not allowed; allowed: "):
+                config.validate({option.key: option.kind(high + 1)}, HOST, "x")
+        if option.choices is not None:
+            for choice in option.choices:
+                assert (
+                    getattr(config.validate({option.key: choice}, HOST, "x"), option.key) == choice
+                )
+            allowed = ", ".join(repr(c) for c in option.choices)
+            with pytest.raises(ConfigError, match=f"is not allowed; allowed: {allowed}"):
+                config.validate({option.key: "nonsense"}, HOST, "x")
+
+
+def test_template_defaults_are_the_validated_defaults(tmp_path: Path) -> None:
+    host = config.HostFacts(cpus=4, memory_mib=8192, home=tmp_path)
+    lines = config.template(host).splitlines()
+    keys = {o.key for o in config.OPTIONS}
+    uncommented = [
+        line[2:] for line in lines if line.startswith("# ") and line[2:].split(" = ")[0] in keys
+    ]
+    assert config.validate(tomllib.loads("\n".join(uncommented)), host, "x") == config.validate(
+        {}, host, "x"
+    )
+    assert "# Allowed: 1 to 4 (the host's CPU count)." in lines
+
+
+def test_schema_json_is_json_and_follows_the_host() -> None:
+    schema = config.schema_json(HOST)
+    json.loads(json.dumps(schema))
+    by_key = {entry["key"]: entry for entry in schema}
+    assert list(by_key) == [o.key for o in config.OPTIONS]
+    assert (by_key["cpus"]["min"], by_key["cpus"]["max"], by_key["cpus"]["default"]) == (1, 4, 2)
+    assert (by_key["memory_gib"]["max"], by_key["memory_gib"]["unit"]) == (8.0, "GiB")
+    assert by_key["driver"]["choices"] == ["libvirt", "qemu"]
+    assert by_key["driver"]["default"] == config.DEFAULT_DRIVER
+    assert by_key["mounts"]["type"] == "list"
+    assert all(entry["restart"] is True for entry in schema)
+    small = config.schema_json(config.HostFacts(cpus=1, memory_mib=4096))
+    assert (small[0]["default"], small[0]["max"]) == (1, 1)
+
+
+def test_write_file_round_trips_and_keeps_the_mode(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    host = config.HostFacts(cpus=4, memory_mib=8192, home=tmp_path)
+    path = tmp_path / "machine" / "config.toml"
+    values = {"cpus": 3, "memory_gib": 1.5, "mounts": ["~/src"], "engine": {"debug": True}}
+    written = config.write_file(path, values, host)
+    assert path.read_text().startswith("# ")
+    assert config.read_file(path) == values
+    assert config.load(path, host) == written
+    assert (written.cpus, written.mounts, dict(written.engine)) == (3, ("~/src",), {"debug": True})
+    path.chmod(0o640)
+    config.write_file(path, {"cpus": 1}, host)
+    assert config.read_file(path) == {"cpus": 1}  # the file is the values given, nothing else
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+def test_invalid_write_leaves_the_old_file_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("# mine\ncpus = 2\n")
+    with pytest.raises(ConfigError) as info:
+        config.write_file(path, {"cpus": 9, "image": "arch"}, HOST)
+    assert len(info.value.problems) == 2
+    with pytest.raises(ConfigError, match="cannot be written as TOML"):
+        config.write_file(path, {"engine": {"debug": None}}, HOST)
+    assert path.read_text() == "# mine\ncpus = 2\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["config.toml"]
+    with pytest.raises(ConfigError):
+        config.write_file(tmp_path / "new.toml", {"colour": "red"}, HOST)
+    assert not (tmp_path / "new.toml").exists()
+
+
+def test_config_imports_nothing_above_its_layer() -> None:
+    code = (
+        "import sys, moorage.config; "
+        "print(sorted(m for m in sys.modules if m.startswith('moorage.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['moorage.config', 'moorage.errors']"
