@@ -15,6 +15,16 @@ Contracts every backend keeps:
 - ``state`` never raises for a missing VM: it answers ``STOPPED``.
 - A VM outlives the process that started it: the host agent may die and a new
   one adopts the VM through ``state`` and ``pid``.
+- An ability a backend lacks raises ``moorage.errors.UnsupportedOperation``, never
+  ``NotImplementedError`` and never a silent no-op, and ``DriverFeatures`` declares
+  it beforehand so callers can avoid asking (``runtime_forwards`` for
+  ``add_forward``/``remove_forward``).
+- Backends differ in data, not in callers' code: a slow start worth a warning, for
+  instance, is ``DriverFeatures.slow_start_seconds`` with its advice, not a test of
+  ``features.name``.
+- Every backend is built by its module's ``create(run_root)``
+  (``moorage.vm.drivers.get``): ``run_root/NAME/`` is machine NAME's runtime folder,
+  the same as ``MachineSpec.run_dir``, so the driver can find a VM it did not start.
 """
 
 from __future__ import annotations
@@ -83,7 +93,18 @@ class DriverFeatures:
     shared_folders: tuple[str, ...]
     """Mechanisms for host folders in the guest, best first (e.g. ``("virtiofs",)``)."""
     runtime_forwards: bool
-    """Host→guest port forwards can be added and removed while the VM runs."""
+    """Host→guest port forwards can be added and removed while the VM runs. Without it,
+    ``add_forward`` and ``remove_forward`` raise ``UnsupportedOperation``."""
+    slow_start_seconds: float | None = None
+    """``start`` taking longer than this means something on the host is wrong and worth a
+    warning with ``slow_start_advice``; None when no duration says anything."""
+    slow_start_advice: str = ""
+    """What to do about a slow start, for the warning; "" when ``slow_start_seconds`` is
+    None."""
+
+    def __post_init__(self) -> None:
+        if (self.slow_start_seconds is None) != (self.slow_start_advice == ""):
+            raise ValueError("slow_start_seconds and slow_start_advice go together")
 
 
 @dataclass(frozen=True)
@@ -136,6 +157,15 @@ class MachineSpec:
 
 
 class Driver(Protocol):
+    """A hypervisor backend; the module docstring lists the contracts every one keeps.
+
+    The backends that run QEMU get the forward methods from
+    ``moorage.vm.drivers.hostfwd.MonitorForwards``. A backend without that mixin (no
+    QEMU monitor to talk to) writes them itself: without ``features.runtime_forwards``
+    ``add_forward`` and ``remove_forward`` raise ``UnsupportedOperation``, and
+    ``forwards`` still answers, with the forwards the VM was started with.
+    """
+
     features: DriverFeatures
 
     def start(self, spec: MachineSpec) -> None:
@@ -154,7 +184,9 @@ class Driver(Protocol):
         """Raises UnsupportedOperation unless ``features.runtime_forwards``."""
         ...
 
-    def remove_forward(self, name: str, forward: Forward) -> None: ...
+    def remove_forward(self, name: str, forward: Forward) -> None:
+        """Raises UnsupportedOperation unless ``features.runtime_forwards``."""
+        ...
 
     def forwards(self, name: str) -> set[Forward]:
         """The forwards the running VM has now: a new host agent adopts them."""

@@ -15,10 +15,10 @@ from moorage.vm.drivers.libvirt import LibvirtDriver
 from moorage.vm.drivers.qemu import QemuDriver
 
 
-def test_missing_qemu_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_qemu_names_the_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(HostError) as info:
-        QemuDriver().check_host()
+        QemuDriver(tmp_path).check_host()
     assert "qemu-system-x86_64 is not installed" in str(info.value)
     assert "apt-get install qemu-system-x86" in str(info.value)
 

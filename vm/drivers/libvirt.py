@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 from xml.etree import ElementTree as ET
 
 from moorage.errors import HostError, MachineError
 from moorage.vm import virtiofs
-from moorage.vm.accel import find_qemu
 from moorage.vm.driver import TCG_CPU_MODEL, DriverFeatures, MachineSpec, VMState
+from moorage.vm.drivers.common import kill_and_wait, require_qemu, vm_name
 from moorage.vm.drivers.hostfwd import MonitorForwards
 
 FEATURES = DriverFeatures(
@@ -33,6 +33,11 @@ FEATURES = DriverFeatures(
     accelerators=("kvm", "tcg"),
     shared_folders=("virtiofs",),
     runtime_forwards=True,
+    slow_start_seconds=20,
+    slow_start_advice=(
+        "Where /dev/kvm exists but KVM cannot run guests, libvirt 9 re-probes QEMU on every "
+        'start: run scripts/libvirtd-up --kvm-unusable once, or set driver = "qemu"'
+    ),
 )
 T = TypeVar("T")
 
@@ -42,10 +47,6 @@ def default_uri() -> str:
     return os.environ.get("MOORAGE_LIBVIRT_URI") or (
         "qemu:///system" if os.getuid() == 0 else "qemu:///session"
     )
-
-
-def domain_name(machine: str) -> str:
-    return f"moorage-{machine}"
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -63,7 +64,7 @@ def domain_xml(spec: MachineSpec, emulator: str, *, run_as_owner: bool = True) -
     session daemon runs QEMU as that user already.
     """
     dom = ET.Element("domain", type="kvm" if spec.accel == "kvm" else "qemu")
-    _sub(dom, "name", domain_name(spec.name))
+    _sub(dom, "name", vm_name(spec.name))
     _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
     _sub(dom, "vcpu", str(spec.cpus))
     if spec.shares:
@@ -180,7 +181,7 @@ class LibvirtDriver(MonitorForwards):
         libvirt = self._libvirt()
         conn = self._connect()
         try:
-            return conn.lookupByName(domain_name(name))
+            return conn.lookupByName(vm_name(name))
         except libvirt.libvirtError as exc:
             if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
                 return None
@@ -188,19 +189,12 @@ class LibvirtDriver(MonitorForwards):
 
     def check_host(self) -> None:
         self._connect()
-        if find_qemu() is None:
-            raise HostError(
-                "qemu-system-x86_64 is not installed",
-                fix="install it (on Debian/Ubuntu: sudo apt-get install qemu-system-x86)",
-            )
+        require_qemu()
 
     def start(self, spec: MachineSpec) -> None:
         if self.state(spec.name) is VMState.RUNNING:
             raise MachineError(f"a VM named {spec.name!r} is already running")
-        emulator = find_qemu()
-        if emulator is None:
-            self.check_host()
-        assert emulator is not None
+        emulator = require_qemu()
         xml = domain_xml(spec, emulator, run_as_owner=self.uri.endswith("/system"))
         conn = self._connect()
         with virtiofs.serving(spec):
@@ -233,9 +227,9 @@ class LibvirtDriver(MonitorForwards):
         if self.state(name) is not VMState.RUNNING:
             return None
         pidfile = (
-            f"/run/libvirt/qemu/{domain_name(name)}.pid"
+            f"/run/libvirt/qemu/{vm_name(name)}.pid"
             if self.uri.endswith("/system")
-            else os.path.expanduser(f"~/.cache/libvirt/qemu/run/{domain_name(name)}.pid")
+            else os.path.expanduser(f"~/.cache/libvirt/qemu/run/{vm_name(name)}.pid")
         )
         try:
             with open(pidfile) as f:
@@ -255,9 +249,7 @@ class LibvirtDriver(MonitorForwards):
                 raise MachineError(
                     f"libvirt could not stop the VM: {exc.get_error_message()}"
                 ) from exc
-        deadline = time.monotonic() + 10
-        while self.state(name) is VMState.RUNNING and time.monotonic() < deadline:
-            time.sleep(0.05)
+        kill_and_wait(lambda: self.state(name) is VMState.RUNNING)
 
     def _hmp(self, name: str, command: str) -> str:
         import libvirt_qemu  # noqa: PLC0415 - ships with libvirt-python
@@ -271,5 +263,9 @@ class LibvirtDriver(MonitorForwards):
         )
 
 
-def create() -> LibvirtDriver:
+def create(run_root: Path) -> LibvirtDriver:
+    """``run_root`` is accepted for the common signature and unused: libvirtd keeps each
+    domain's pid file and monitor socket in folders of its own, and finds a running
+    domain by name alone."""
+    del run_root
     return LibvirtDriver()

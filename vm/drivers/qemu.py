@@ -1,9 +1,10 @@
 """Backend ``qemu``: plain QEMU, no daemon. For hosts without libvirtd.
 
 QEMU runs daemonized with a pid file and a QMP socket in the machine's
-runtime folder, so the VM outlives the host agent and a new agent can adopt
-it. Port forwards are added at run time through QMP's human monitor
-(``hostfwd_add``), the same mechanism the libvirt backend uses.
+runtime folder (``run_root/NAME/``, which must be the spec's ``run_dir``), so
+the VM outlives the host agent and a new agent can adopt it. Port forwards are
+added at run time through QMP's human monitor (``hostfwd_add``), the same
+mechanism the libvirt backend uses.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-from moorage.errors import HostError, MachineError
+from moorage.errors import MachineError
 from moorage.vm import virtiofs
-from moorage.vm.accel import find_qemu
 from moorage.vm.driver import TCG_CPU_MODEL, DriverFeatures, MachineSpec, VMState
+from moorage.vm.drivers.common import kill_and_wait, require_qemu, vm_name
 from moorage.vm.drivers.hostfwd import MonitorForwards, hostfwd
 
 FEATURES = DriverFeatures(
@@ -28,16 +28,19 @@ FEATURES = DriverFeatures(
     accelerators=("kvm", "tcg"),
     shared_folders=("virtiofs",),
     runtime_forwards=True,
+    slow_start_seconds=None,
+    slow_start_advice="",
 )
 
 
 def qemu_args(spec: MachineSpec, qemu: str) -> list[str]:
     """The full QEMU command line for ``spec``. Pure: the golden tests pin it."""
     run = spec.run_dir
+    name = vm_name(spec.name)
     args = [
         qemu,
         "-name",
-        f"moorage-{spec.name},process=moorage-{spec.name}",
+        f"{name},process={name}",
         "-machine",
         "q35",
         "-accel",
@@ -114,30 +117,32 @@ class QemuDriver(MonitorForwards):
     features = FEATURES
     netdev = "net0"
 
-    def __init__(self, qemu: str | None = None) -> None:
+    def __init__(self, run_root: Path, qemu: str | None = None) -> None:
+        """``run_root/NAME/`` is where machine NAME's pid file and QMP socket live: the
+        driver finds a running VM there again, also one a previous agent started."""
+        self._run_root = run_root
         self._qemu = qemu
 
     def check_host(self) -> None:
-        if self._binary() is None:
-            raise HostError(
-                "qemu-system-x86_64 is not installed",
-                fix="install it (on Debian/Ubuntu: sudo apt-get install qemu-system-x86)",
-            )
+        self._binary()
 
-    def _binary(self) -> str | None:
-        return self._qemu or find_qemu()
+    def _binary(self) -> str:
+        return self._qemu or require_qemu()
 
     def _run_dir(self, name: str) -> Path:
-        from moorage.paths import MachinePaths  # noqa: PLC0415 - keeps the driver importable alone
-
-        return MachinePaths(name).run
+        return self._run_root / name
 
     def start(self, spec: MachineSpec) -> None:
-        self.check_host()
+        qemu = self._binary()
+        if spec.run_dir != self._run_dir(spec.name):
+            # pid() and the forwards look in run_root/NAME: a VM started elsewhere
+            # would run on, unseen, as "stopped".
+            raise MachineError(
+                f"the spec's run_dir {spec.run_dir} is not {self._run_dir(spec.name)}, "
+                "where the qemu driver looks for the VM"
+            )
         if self.state(spec.name) is VMState.RUNNING:
             raise MachineError(f"a VM named {spec.name!r} is already running")
-        qemu = self._binary()
-        assert qemu is not None
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         (spec.run_dir / "qemu.pid").unlink(missing_ok=True)
         (spec.run_dir / "qmp.sock").unlink(missing_ok=True)
@@ -154,7 +159,7 @@ class QemuDriver(MonitorForwards):
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
             return None
-        return pid if f"moorage-{name}".encode() in cmdline else None
+        return pid if vm_name(name).encode() in cmdline else None
 
     def state(self, name: str) -> VMState:
         return VMState.RUNNING if self.pid(name) is not None else VMState.STOPPED
@@ -167,9 +172,7 @@ class QemuDriver(MonitorForwards):
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-        deadline = time.monotonic() + 10
-        while self.pid(name) is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        kill_and_wait(lambda: self.pid(name) is not None)
 
     def _hmp(self, name: str, command: str) -> str:
         path = self._run_dir(name) / "qmp.sock"
@@ -193,5 +196,5 @@ class QemuDriver(MonitorForwards):
             return str(reply["return"])
 
 
-def create() -> QemuDriver:
-    return QemuDriver()
+def create(run_root: Path) -> QemuDriver:
+    return QemuDriver(run_root)
