@@ -19,7 +19,7 @@ from typing import Protocol, cast
 
 from moorage.errors import HostError, ImageError
 from moorage.paths import images_dir
-from moorage.vm.image.manifest import MANIFEST, Manifest, verify
+from moorage.vm.image.manifest import MANIFEST, Manifest, load, verify
 from moorage.vm.image.recipe import RecipeInfo, Report
 
 # Name -> module, imported lazily: a recipe's host tools matter only when it is built.
@@ -46,6 +46,21 @@ def recipe(name: str) -> RecipeModule:
 
 def image_path(name: str) -> Path:
     return images_dir() / name / recipe(name).INFO.cache_key()
+
+
+def default_kernel() -> Path | None:
+    """The kernel of the built image of ``DEFAULT_RECIPE``, or None when there is none yet.
+
+    For the host checks (``doctor``): the KVM probe test-boots this kernel, and cannot
+    before an image is built. The kernel is not hashed against the manifest here: the
+    probe only runs it, and every machine start verifies the whole image anyway.
+    """
+    image_dir = image_path(DEFAULT_RECIPE)
+    try:
+        kernel = image_dir / load(image_dir).kernel
+    except ImageError:
+        return None
+    return kernel if kernel.is_file() else None
 
 
 @contextmanager
