@@ -4,6 +4,8 @@
 # disk, the network, shared folders, and the persistent data disk under
 # /var/lib/docker.
 # Progress lines start with "moorage:" so the host agent can follow the serial log.
+# vm/image/bootlog.py (moorage.vm.image.bootlog) parses them and lists every one
+# in its docstring: change the two together.
 set -u
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
