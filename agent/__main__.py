@@ -8,11 +8,17 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
+from moorage.agent.health import Repairs, watch_vm_forever
 from moorage.agent.machine import MachineAgent
 from moorage.agent.server import serve
 from moorage.paths import MachinePaths, check_machine_name, private_dir
+
+IDLE_EXIT = 120.0
+"""An agent with no VM to look after, no operation and no client for this long exits:
+clients start one when they need it (``moorage doctor`` does, for one answer)."""
 
 
 def main(argv: list[str]) -> int:
@@ -28,7 +34,8 @@ def main(argv: list[str]) -> int:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     log = logging.getLogger("moorage.agent")
 
-    # One agent per machine: the pid file is also the lock.
+    # One agent per machine: the pid file is also the lock (clients test it to tell a
+    # crashed agent from a busy one, and never start a second).
     pid_file = os.open(paths.agent_pid, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(pid_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -44,13 +51,21 @@ def main(argv: list[str]) -> int:
 
     def on_term(_sig: int, _frame: FrameType | None) -> None:
         # The host is going down or someone asked us to end: take the VM down cleanly.
-        threading.Thread(target=agent.stop, daemon=True).start()
+        threading.Thread(target=agent.request, args=("stop",), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    health = threading.Thread(target=agent.health_loop, name="health", daemon=True)
-    health.start()
-    agent.exit_requested.wait()
+    done = threading.Event()
+    threading.Thread(target=watch_vm_forever, args=(agent, done), name="vm-watch",
+                     daemon=True).start()  # fmt: skip
+    threading.Thread(target=Repairs(agent).forever, args=(done,), name="repairs",
+                     daemon=True).start()  # fmt: skip
+    while not agent.exit_requested.wait(5):
+        quiet = time.monotonic() - agent.last_activity
+        if quiet > IDLE_EXIT and server.streams == 0 and agent.status_now() and agent.idle():
+            log.info("nothing to look after for %.0fs", quiet)
+            break
+    done.set()
     server.shutdown()
     server.server_close()
     paths.agent_socket.unlink(missing_ok=True)

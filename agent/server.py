@@ -1,34 +1,46 @@
-"""The agent's control API: small HTTP over a user-only unix socket (as lima's).
+"""The agent's control API over its user-only unix socket; ``api/schema.py`` is the
+contract (routes, bodies, codes). This module only carries it: it decodes requests,
+calls the agent and encodes answers, with every ``MoorageError`` turned into a typed
+error body (code, message, fix) and anything else into an ``agent`` error.
 
-    GET  /v1/status              the Status, as JSON
-    GET  /v1/events?since=ID     events after ID as JSON lines; the stream stays
-                                 open and follows new events until the client leaves
-    POST /v1/start               start unless running; answers {"since": ID}
-    POST /v1/stop                graceful stop; the agent exits afterwards
-
-The socket file is created inside a 0700 folder and chmod 0600, so only the
-user who owns the machine can drive it.
+The socket file is created inside a 0700 folder and chmod 0600 before it listens, so
+only the user who owns the machine can drive it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socketserver
+import subprocess
 import threading
+from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from moorage.agent.machine import MachineAgent
+from moorage.agent.doctor import run as run_doctor
+from moorage.agent.machine import AgentBusy, MachineAgent
+from moorage.api.schema import (
+    API_VERSION,
+    HTTP_STATUS,
+    KEEPALIVE_SECONDS,
+    ConfigWrite,
+    ErrorBody,
+    decode,
+    error_body,
+)
+from moorage.errors import AgentError, MoorageError
 
-EVENT_POLL = 15.0
+log = logging.getLogger("moorage.agent")
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     agent: MachineAgent
+    streams: int = 0
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,47 +53,139 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    # ----- answers -------------------------------------------------------
+
     def _json(self, code: int, body: object) -> None:
-        data = json.dumps(body).encode()
+        data = json.dumps({"api": API_VERSION, **(body if isinstance(body, dict) else {})})
+        raw = data.encode()
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Content-Length", str(len(raw)))
         self.end_headers()
-        self.wfile.write(data)
+        self.wfile.write(raw)
+
+    def _ok(self, body: object = None) -> None:
+        if body is None:
+            self._json(200, {})
+        elif isinstance(body, dict):
+            self._json(200, body)
+        else:
+            self._json(200, asdict(body))  # type: ignore[call-overload]
+
+    def _error(self, body: ErrorBody) -> None:
+        self._json(HTTP_STATUS.get(body.code, 500 if body.code == "agent" else 409),
+                   {"error": asdict(body)})  # fmt: skip
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if not length:
+            return {}
+        try:
+            data = json.loads(self.rfile.read(length))
+        except ValueError as exc:
+            raise AgentError(f"the request's body is not JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise AgentError("the request's body must be a JSON object")
+        return data
+
+    def _dispatch(self, method: str) -> None:
+        agent = self.server.agent
+        agent.touch()
+        url = urlparse(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        route = (method, url.path)
+        try:
+            if route == ("GET", "/v1/events"):
+                self._events(int(query.get("since", "0")))
+            elif route == ("GET", "/v1/logs"):
+                self._engine_log(int(query.get("lines", "100")), query.get("follow") == "1")
+            elif route == ("GET", "/v1/status"):
+                self._ok(agent.status_now().to_json())
+            elif method == "POST" and url.path.removeprefix("/v1/") in (
+                "start", "stop", "restart", "delete", "reset",
+            ):  # fmt: skip
+                op = url.path.removeprefix("/v1/")
+                self._ok(agent.request(op))  # type: ignore[arg-type]
+            elif route == ("GET", "/v1/config"):
+                self._ok(agent.config_view())
+            elif route == ("POST", "/v1/config/validate"):
+                agent.validate_config(decode(ConfigWrite, self._body()).values)
+                self._ok()
+            elif route == ("PUT", "/v1/config"):
+                self._ok(agent.write_config(decode(ConfigWrite, self._body()).values))
+            elif route == ("GET", "/v1/shell"):
+                self._ok(agent.shell_argv())
+            elif route == ("POST", "/v1/context/use"):
+                agent.use_context()
+                self._ok()
+            elif route == ("GET", "/v1/doctor"):
+                self._ok(run_doctor(agent, kvm_only=query.get("kvm_only") == "1"))
+            else:
+                self._error(ErrorBody("not-found", f"no such endpoint: {method} {url.path}"))
+        except AgentBusy as exc:
+            self._error(ErrorBody("busy", exc.message, exc.fix))
+        except MoorageError as exc:
+            self._error(error_body(exc))
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        except Exception as exc:
+            log.exception("%s %s", method, self.path)
+            self._error(ErrorBody("agent", f"unexpected error: {exc!r}",
+                                  f"see {agent.paths.agent_log}"))  # fmt: skip
 
     def do_GET(self) -> None:
-        url = urlparse(self.path)
-        agent = self.server.agent
-        if url.path == "/v1/status":
-            self._json(200, agent.snapshot().to_json())
-        elif url.path == "/v1/events":
-            since = int(parse_qs(url.query).get("since", ["0"])[0])
-            self.send_response(200)
-            self.send_header("Content-Type", "application/x-ndjson")
-            self.end_headers()
-            try:
-                while True:
-                    for event in agent.events.after(since, EVENT_POLL):
-                        self.wfile.write((json.dumps(event.to_json()) + "\n").encode())
-                        since = event.id
-                    self.wfile.flush()
-                    if agent.exit_requested.is_set():
-                        return
-            except (BrokenPipeError, ConnectionResetError):
-                return
-        else:
-            self._json(404, {"error": f"no such endpoint {url.path}"})
+        self._dispatch("GET")
 
     def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    # ----- streams ---------------------------------------------------------
+
+    def _stream_head(self, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.end_headers()
+
+    def _events(self, since: int) -> None:
         agent = self.server.agent
-        if self.path == "/v1/start":
-            self._json(200, {"since": agent.request_start()})
-        elif self.path == "/v1/stop":
-            since = agent.events.last_id
-            threading.Thread(target=agent.stop, name="stop", daemon=True).start()
-            self._json(200, {"since": since})
-        else:
-            self._json(404, {"error": f"no such endpoint {self.path}"})
+        self._stream_head("application/x-ndjson")
+        self.server.streams += 1
+        try:
+            while True:
+                events = agent.events.after(since, KEEPALIVE_SECONDS)
+                for event in events:
+                    self.wfile.write((json.dumps(event.to_json()) + "\n").encode())
+                    since = event.id
+                if not events:
+                    self.wfile.write(b"\n")  # keepalive: the client knows we live
+                self.wfile.flush()
+                agent.touch()
+                if agent.exit_requested.is_set():
+                    return
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        finally:
+            self.server.streams -= 1
+
+    def _engine_log(self, lines: int, follow: bool) -> None:
+        argv = self.server.agent.shell_argv().argv
+        tail = f"tail -n {int(lines)} {'-F ' if follow else ''}/var/log/dockerd.log"
+        proc = subprocess.Popen([*argv, tail], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+        self._stream_head("text/plain; charset=utf-8")
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                self.wfile.write(line)
+                self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        finally:
+            proc.kill()
+            proc.wait()
 
 
 def serve(agent: MachineAgent, path: Path) -> _Server:

@@ -1,47 +1,188 @@
-"""The agent's typed events and the status it reports. Both travel as JSON.
+"""The host agent's control API, version 1: the single source of its routes, bodies,
+events and error codes. ``docs/api.md`` is generated from this module
+(``python -m moorage.api.schema``), and a unit test keeps the two equal.
 
-Invariants:
-- ``degraded`` implies the VM runs (the engine or a forwarder is unhealthy).
-- ``running`` implies the engine answered through the host socket.
-- ``crashed`` means the VM stopped without being asked to; data is on the
-  data disk and ``moorage start`` boots it again.
+Transport: HTTP/1.0 over the machine's user-only unix socket (``agent.sock``, 0600 in
+a 0700 folder), as lima's host agent does. Every JSON answer carries ``"api": 1``.
+
+Compatibility rules, so an older client keeps working with a newer agent and back:
+
+- decoding ignores fields it does not know (``decode``), and every field added later
+  has a default;
+- a field's meaning never changes within a version; removing or changing one bumps
+  ``API_VERSION`` and the route prefix (``/v2/...``);
+- event kinds, states and error codes may be added; clients treat unknown ones as
+  plain messages.
+
+Invariants of ``Status`` (the agent keeps them, clients may rely on them):
+
+- ``running`` implies the VM runs and the engine answered through the host socket
+  when the agent last looked (at most ``HEALTH_SECONDS`` ago, and at once on
+  ``GET /v1/status`` and ``POST /v1/start``);
+- ``degraded`` implies the VM runs but the engine, the guest link or a forwarder is
+  unhealthy; the agent is repairing it;
+- ``crashed`` means the VM stopped without being asked to; the data disk is intact
+  and ``start`` boots it again;
+- ``stopped`` with ``vm_pid`` set means the VM runs without an agent (the agent was
+  killed); ``start`` adopts it, ``stop`` and ``delete`` stop it first.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 import time
+import types
+import typing
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, get_args
+
+from moorage.errors import (
+    AgentError,
+    ConfigError,
+    EngineError,
+    HostError,
+    ImageError,
+    MachineError,
+    MoorageError,
+    UnsupportedOperation,
+)
+from moorage.types import Forward
+
+API_VERSION = 1
+HEALTH_SECONDS = 5.0
+"""The longest a dead VM goes unnoticed by the agent."""
+KEEPALIVE_SECONDS = 5.0
+"""An event stream sends an empty line at least this often, so a client can tell a
+quiet agent from a hung one."""
 
 State = Literal["starting", "running", "degraded", "stopping", "stopped", "crashed"]
-Kind = Literal["phase", "progress", "ready", "warning", "error", "state"]
-PHASES = ("image", "vm", "kernel", "engine", "forwarders")
+EventKind = Literal["state", "phase", "progress", "ready", "done", "warning", "error", "forward"]
+ForwardChange = Literal["added", "removed", "conflict", "resolved"]
+Operation = Literal["start", "stop", "restart", "delete", "reset"]
+PHASES = ("host", "image", "vm", "kernel", "engine", "forwarders")
+
+ErrorCode = Literal[
+    "config",  # the config file or a value sent is invalid; `problems` lists each
+    "host",  # the host lacks a tool or a service (libvirtd, QEMU, disk space)
+    "machine",  # the VM layer failed (boot, driver, disk)
+    "image",  # a guest image could not be built, found or verified
+    "unsupported",  # the driver cannot do this
+    "engine",  # the Docker engine in the VM or the path to it
+    "agent",  # the agent itself (a bad request, an internal failure)
+    "busy",  # another operation runs; try again when it ends
+    "not-found",  # no such route
+    "vm-crashed",  # the VM stopped without being asked to
+    "cancelled",  # a stop cancelled the start
+]
+"""Stable error codes: clients branch on these, never on message text."""
+
+WarningCode = Literal[
+    "kvm-unusable",  # the machine runs under TCG emulation
+    "tcg-vcpus",  # TCG guests get one vCPU
+    "sharing-fallback",  # shared folders use sshfs
+    "sharing-off",  # no mechanism for shared folders
+    "slow-start",  # the hypervisor took long to start the VM
+    "guest",  # the guest said something during boot
+    "guest-link",  # the SSH link to the guest died and is being rebuilt
+    "sshfs-remount",  # an sshfs mount died and is mounted again
+    "context",  # the docker context could not be made
+    "poweroff",  # the guest did not power off in time; stopped hard
+    "engine",  # the engine stopped answering
+]
+
+
+# ----- decoding ------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def decode(cls: type[T], data: Mapping[str, Any]) -> T:
+    """Build the dataclass ``cls`` from JSON, ignoring fields it does not know, so a
+    newer agent (or client) never breaks an older one. Nested dataclasses (and lists
+    or optionals of them) are decoded the same way."""
+    assert dataclasses.is_dataclass(cls)
+    hints = typing.get_type_hints(cls, vars(sys.modules[cls.__module__]))
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _decode_value(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _decode_value(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in get_args(hint) if a is not type(None)]
+        return _decode_value(inner[0], value) if len(inner) == 1 else value
+    if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        return decode(typing.cast(type, hint), value)
+    if origin is list and isinstance(value, list):
+        (item,) = get_args(hint)
+        return [_decode_value(item, v) for v in value]
+    return value
+
+
+# ----- bodies ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ForwardInfo:
+    """A published port's forward, as events and status carry it."""
+
+    proto: str
+    host_addr: str
+    host_port: int
+    guest_port: int
+
+    @classmethod
+    def of(cls, forward: Forward) -> ForwardInfo:
+        return cls(forward.proto, forward.host_addr, forward.host_port, forward.guest_port)
+
+    def describe(self) -> str:
+        return f"{self.host_addr}:{self.host_port}/{self.proto}"
 
 
 @dataclass(frozen=True)
 class Event:
-    """``phase`` events open a start phase; ``progress`` lines belong to the open one;
-    ``ready`` ends a start; ``error`` ends it in failure; ``state`` reports any other change."""
+    """One thing that happened, in order (``id`` grows by one).
+
+    - ``phase`` opens a start phase (``phase``); ``progress`` lines belong to it;
+    - ``ready`` ends a start; ``done`` ends any other operation (``op``);
+    - ``error`` ends an operation in failure (``op``, ``code``, ``fix``), or reports a
+      failure outside one (a crash: ``code = "vm-crashed"``);
+    - ``state`` reports a state change (``state``);
+    - ``warning`` has a stable ``code`` (``WarningCode``);
+    - ``forward`` reports a published port's forward (``change``, ``forward``).
+    """
 
     id: int
-    kind: Kind
+    kind: EventKind
     message: str
     phase: str | None = None
     state: State | None = None
+    op: Operation | None = None
+    code: str | None = None
+    fix: str | None = None
+    change: ForwardChange | None = None
+    forward: ForwardInfo | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Event:
-        return cls(**data)
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 @dataclass
 class Status:
+    """What ``GET /v1/status`` answers. See the module docstring for its invariants."""
+
     machine: str
     state: State = "stopped"
+    operation: Operation | None = None
+    """The operation running now, if any."""
     phase: str | None = None
     driver: str = ""
     accel: str | None = None
@@ -52,6 +193,7 @@ class Status:
     image: str | None = None
     engine_version: str | None = None
     docker_socket: str | None = None
+    docker_context: str | None = None
     ssh_port: int | None = None
     agent_pid: int | None = None
     vm_pid: int | None = None
@@ -66,10 +208,244 @@ class Status:
     """Host folders mounted in the guest at the same path."""
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
+    error_code: str | None = None
+    api: int = API_VERSION
+    agent_version: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Status:
-        return cls(**data)
+
+@dataclass(frozen=True)
+class ErrorBody:
+    """The body of every 4xx/5xx answer: ``{"api": 1, "error": {...}}``."""
+
+    code: str
+    message: str
+    fix: str | None = None
+    problems: list[str] = field(default_factory=list)
+    """For ``config``: every problem found, each naming the key."""
+    source: str | None = None
+    """For ``config``: the file (or request) the problems are in."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """The answer to an operation: follow ``GET /v1/events?since=SINCE`` for its end."""
+
+    since: int
+    op: Operation | None = None
+
+
+@dataclass(frozen=True)
+class ConfigView:
+    """``GET /v1/config``: the file, the values in effect and the schema that
+    validates them (each option's type, default, allowed values and description)."""
+
+    path: str
+    values: dict[str, Any]
+    schema: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class ConfigWrite:
+    """``POST /v1/config/validate`` and ``PUT /v1/config``: the values to check or write
+    (the whole file's keys; a missing key means its default)."""
+
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ShellCommand:
+    """``GET /v1/shell``: the command line that opens a root shell in the VM."""
+
+    argv: list[str]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class Doctor:
+    """``GET /v1/doctor``: the host's checks. ``accel`` is ``kvm`` or ``tcg``."""
+
+    accel: str
+    accel_reason: str
+    checks: list[Check] = field(default_factory=list)
+
+
+# ----- routes ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    summary: str
+    request: str | None = None
+    response: str | None = None
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/status", "The machine's state, checked live against the VM.", None, "Status"),
+    Route(
+        "GET",
+        "/v1/events?since=ID",
+        "Events after ID as JSON lines; the stream follows new ones, with an empty "
+        f"line at least every {KEEPALIVE_SECONDS:g} s, until the client leaves.",
+        None,
+        "Event (one per line)",
+    ),
+    Route("POST", "/v1/start", "Start (or adopt, or repair) the machine.", None, "Accepted"),
+    Route("POST", "/v1/stop", "Stop the machine cleanly; the agent exits after.", None, "Accepted"),
+    Route("POST", "/v1/restart", "Stop, then start: applies config changes.", None, "Accepted"),
+    Route(
+        "POST",
+        "/v1/delete",
+        "Stop the VM (even one a killed agent left), then delete the machine's disks, "
+        "keys, config and docker context; the agent exits after.",
+        None,
+        "Accepted",
+    ),
+    Route("POST", "/v1/reset", "Stop the VM, then erase the data disk.", None, "Accepted"),
+    Route(
+        "GET",
+        "/v1/logs?lines=N&follow=0|1",
+        "dockerd's log from inside the VM, as text lines.",
+        None,
+        "text",
+    ),
+    Route(
+        "GET",
+        "/v1/config",
+        "The config file, the values in effect, the schema.",
+        None,
+        "ConfigView",
+    ),
+    Route(
+        "POST", "/v1/config/validate", "Check values; 200 or a config error.", "ConfigWrite", None
+    ),
+    Route(
+        "PUT",
+        "/v1/config",
+        "Validate and write the config file; applies on the next restart.",
+        "ConfigWrite",
+        "ConfigView",
+    ),
+    Route("GET", "/v1/shell", "The command line of a root shell in the VM.", None, "ShellCommand"),
+    Route("POST", "/v1/context/use", "Make the machine's docker context current.", None, None),
+    Route(
+        "GET",
+        "/v1/doctor?kvm_only=0|1",
+        "Check the host: QEMU, the driver, KVM (by a test boot).",
+        None,
+        "Doctor",
+    ),
+)
+
+BODIES: tuple[type, ...] = (Status, Event, ForwardInfo, ErrorBody, Accepted, ConfigView)
+BODIES += (ConfigWrite, ShellCommand, Doctor, Check)
+
+
+# ----- errors ------------------------------------------------------------------
+
+
+class AgentBusy(AgentError):
+    """The agent answers, but not in time: it is slow or hung."""
+
+
+class AgentCrashed(AgentError):
+    """The agent process died (its pid file remains, its lock is free)."""
+
+
+class AgentNotRunning(AgentError):
+    """No agent runs for this machine."""
+
+
+class VMCrashed(MachineError):
+    """The VM stopped without being asked to."""
+
+
+class Cancelled(MachineError):
+    """A stop cancelled the operation."""
+
+
+_CODES: tuple[tuple[type[MoorageError], str], ...] = (
+    (ConfigError, "config"),
+    (HostError, "host"),
+    (UnsupportedOperation, "unsupported"),
+    (ImageError, "image"),
+    (VMCrashed, "vm-crashed"),
+    (Cancelled, "cancelled"),
+    (MachineError, "machine"),
+    (EngineError, "engine"),
+    (AgentError, "agent"),
+)
+HTTP_STATUS = {"config": 400, "not-found": 404, "busy": 409, "unsupported": 501}
+
+
+def error_body(exc: MoorageError) -> ErrorBody:
+    """The wire form of an error: its code, message and fix (and each config problem)."""
+    code = next((c for cls, c in _CODES if isinstance(exc, cls)), "agent")
+    if isinstance(exc, ConfigError):
+        return ErrorBody(code, exc.message, exc.fix, list(exc.problems), exc.source)
+    return ErrorBody(code, exc.message, exc.fix)
+
+
+def error_from_body(body: ErrorBody) -> MoorageError:
+    """The error a client raises for an error body: the same class the agent raised
+    where it maps to one, so ``except ConfigError`` works on both sides."""
+    if body.code == "config":
+        return ConfigError(body.source or "config", body.problems or [body.message])
+    cls = next((c for c, code in _CODES if code == body.code), AgentError)
+    return cls(body.message, fix=body.fix)
+
+
+def markdown() -> str:
+    """docs/api.md: the routes, the bodies' fields and the codes, from this module."""
+    lines = [
+        "# The host agent's control API (version 1)",
+        "",
+        "Generated from `api/schema.py` by `python -m moorage.api.schema`; do not edit.",
+        "",
+        (__doc__ or "").strip(),
+        "",
+        "## Routes",
+        "",
+        "| method | path | request | answer | what it does |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for r in ROUTES:
+        lines.append(
+            f"| {r.method} | `{r.path}` | {r.request or ''} | {r.response or ''} | {r.summary} |"
+        )
+    lines += ["", "## Bodies", ""]
+    hints_ns = vars(sys.modules[__name__])
+    for body in BODIES:
+        lines += [f"### {body.__name__}", "", (body.__doc__ or "").strip(), ""]
+        lines += ["| field | type |", "| --- | --- |"]
+        hints = typing.get_type_hints(body, hints_ns)
+        for f in dataclasses.fields(body):
+            hint = hints[f.name]
+            shown = hint.__name__ if isinstance(hint, type) else str(hint)
+            for prefix in ("typing.", f"{__name__}.", f"{__spec__.name}." if __spec__ else ""):
+                shown = shown.replace(prefix, "") if prefix else shown
+            lines.append(f"| `{f.name}` | `{shown}` |")
+        lines.append("")
+    lines += ["## Codes", ""]
+    for name, alias in (("Error codes", ErrorCode), ("Warning codes", WarningCode)):
+        lines.append(f"{name}: " + ", ".join(f"`{c}`" for c in get_args(alias)) + ".")
+        lines.append("")
+    lines.append("Event kinds: " + ", ".join(f"`{k}`" for k in get_args(EventKind)) + ".")
+    lines.append("")
+    lines.append("States: " + ", ".join(f"`{s}`" for s in get_args(State)) + ".")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(markdown())

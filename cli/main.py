@@ -1,20 +1,19 @@
 """The ``moorage`` command: a thin client of the host agent.
 
-It never drives a hypervisor itself. ``start`` launches the machine's agent
-if needed and follows its events; the rest ask the agent, or read the
-machine's files when no agent runs.
+Every command is a call of the agent's API through ``moorage.api.client`` (which
+starts the agent when one is needed), or, for what must work with no agent (the list
+of machines, the status and logs of a stopped machine), the client library's reading
+of the machine's files. It imports nothing from ``vm/`` or ``engine/``: the
+import-linter contracts in pyproject.toml hold it to that.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
 from functools import wraps
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -22,9 +21,9 @@ from rich.console import Console
 
 from moorage import __version__
 from moorage import config as config_mod
-from moorage.api.client import AgentClient
-from moorage.api.schema import Event, Status
-from moorage.errors import AgentError, MoorageError
+from moorage.api.client import AgentClient, machines
+from moorage.api.schema import Event, Operation
+from moorage.errors import MoorageError
 from moorage.paths import MachinePaths, check_machine_name
 
 console = Console(highlight=False, soft_wrap=True)
@@ -65,43 +64,37 @@ def main() -> None:
     """A local Linux VM running the real Docker engine, for the host's own docker CLI."""
 
 
-def _follow(client: AgentClient, since: int, done: Callable[[Event], bool]) -> bool:
-    """Print the agent's events after ``since`` until ``done`` says so (True), an error
-    event arrives (False), or the agent goes away (True: it exits only after a stop)."""
+def _show(event: Event, elapsed: str, spinner: Any) -> None:
+    if event.kind == "phase":
+        console.print(f"{elapsed} [bold]{event.phase}[/bold]: {event.message}")
+        spinner.update(event.message)
+    elif event.kind == "progress":
+        spinner.update(f"{event.phase or ''}: {event.message[:100]}")
+        # An image build says hundreds of lines: show its steps, spin the rest.
+        if event.phase != "image" or event.message.startswith(("step", "image ready")):
+            console.print(f"{elapsed}   [dim]{event.message[:160]}[/dim]")
+    elif event.kind == "warning" or (event.kind == "forward" and event.change == "conflict"):
+        console.print(f"{elapsed} [yellow]warning:[/yellow] {event.message}")
+    elif event.kind == "error":
+        console.print(f"{elapsed} [red]error:[/red] {event.message}")
+        if event.fix:
+            console.print(f"{' ' * len('  0.0s')}   fix: {event.fix}")
+    elif event.kind in ("ready", "done"):
+        console.print(f"{elapsed} [green]{event.message}[/green]")
+
+
+def _run(client: AgentClient, op: Operation) -> None:
+    """Ask for ``op`` and print its events until it ends; exit 1 if it failed."""
+    accepted = client.request(op)
+    end = "ready" if op in ("start", "restart") else "done"
     started = time.monotonic()
+    failed = False
     with console.status("", spinner="dots") as spinner:
-        for event in client.events(since):
-            elapsed = f"[dim]{time.monotonic() - started:6.1f}s[/dim]"
-            if event.kind == "phase":
-                console.print(f"{elapsed} [bold]{event.phase}[/bold]: {event.message}")
-                spinner.update(event.message)
-            elif event.kind == "progress":
-                spinner.update(f"{event.phase or ''}: {event.message[:100]}")
-                # An image build says hundreds of lines: show its steps, spin the rest.
-                if event.phase != "image" or event.message.startswith(("step", "image ready")):
-                    console.print(f"{elapsed}   [dim]{event.message[:160]}[/dim]")
-            elif event.kind == "warning":
-                console.print(f"{elapsed} [yellow]warning:[/yellow] {event.message}")
-            elif event.kind == "error":
-                console.print(f"{elapsed} [red]error:[/red] {event.message}")
-                return False
-            elif event.kind == "ready":
-                console.print(f"{elapsed} [green]{event.message}[/green]")
-            if done(event):
-                return True
-    return True
-
-
-def _check_config(name: str) -> None:
-    paths = MachinePaths(name)
-    config_mod.load(paths.config_file, config_mod.HostFacts.read(paths.data_disk))
-
-
-def _ensure_config_file(name: str) -> None:
-    path = MachinePaths(name).config_file
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(config_mod.template(config_mod.HostFacts.read()))
+        for event in client.follow(accepted.since, lambda e: e.kind == end):
+            _show(event, f"[dim]{time.monotonic() - started:6.1f}s[/dim]", spinner)
+            failed = event.kind == "error"
+    if failed:
+        sys.exit(1)
 
 
 @main.command()
@@ -110,23 +103,30 @@ def _ensure_config_file(name: str) -> None:
 def start(machine: str) -> None:
     """Start the machine (idempotent): image, VM, kernel, engine, forwarders, ready."""
     name = check_machine_name(machine)
-    _ensure_config_file(name)
-    _check_config(name)
+    path = MachinePaths(name).config_file
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(config_mod.template(config_mod.HostFacts.read()))
     client = AgentClient(name)
     client.spawn()
-    since = client.start()
-    ok = _follow(client, since, lambda e: e.kind == "ready")
-    if not ok:
-        sys.exit(1)
+    _run(client, "start")
     status = client.status()
-    from moorage.engine.context import context_name  # noqa: PLC0415
-
-    console.print(
-        f"  docker: [bold]docker --context {context_name(name)} ...[/bold], "
-        f"or `moorage context use`, or `eval $(moorage docker-env)`"
-    )
+    if status.docker_context:
+        console.print(
+            f"  docker: [bold]docker --context {status.docker_context} ...[/bold], "
+            f"or `moorage context use`, or `eval $(moorage docker-env)`"
+        )
     if status.accel == "tcg":
         console.print("  [yellow]running under TCG emulation: expect it to be slow[/yellow]")
+
+
+def _client_if_needed(name: str) -> AgentClient | None:
+    """The machine's agent, started if a VM runs without one; None when nothing runs."""
+    client = AgentClient(name)
+    if client.liveness() != "running" and client.status_or_files().vm_pid is None:
+        return None
+    client.spawn()
+    return client
 
 
 @main.command()
@@ -134,35 +134,23 @@ def start(machine: str) -> None:
 @friendly
 def stop(machine: str) -> None:
     """Stop the machine cleanly: containers get SIGTERM, the disk is unmounted."""
-    client = AgentClient(check_machine_name(machine))
-    if not client.alive():
-        console.print(f"machine {machine!r} is not running")
+    name = check_machine_name(machine)
+    client = _client_if_needed(name)
+    if client is None:
+        console.print(f"machine {name!r} is not running")
         return
-    since = client.stop()
-    _follow(client, since, lambda e: e.kind == "state" and e.state == "stopped")
+    _run(client, "stop")
     client.wait_gone()
-    console.print("stopped")
 
 
 @main.command()
 @machine_option
-@click.pass_context
-def restart(ctx: click.Context, machine: str) -> None:
+@friendly
+def restart(machine: str) -> None:
     """Stop, then start: picks up config changes."""
-    ctx.invoke(stop, machine=machine)
-    ctx.invoke(start, machine=machine)
-
-
-def _pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+    client = AgentClient(check_machine_name(machine))
+    client.spawn()
+    _run(client, "restart")
 
 
 @main.command()
@@ -171,29 +159,9 @@ def _pid_alive(pid: int | None) -> bool:
 @friendly
 def status(machine: str, as_json: bool) -> None:
     """State, accelerator, resources, engine version and socket path."""
-    name = check_machine_name(machine)
-    client = AgentClient(name)
-    try:
-        st = client.status()
-    except AgentError:
-        st = Status(machine=name, state="stopped")
-        runtime = MachinePaths(name).ports_file
-        vm_pid = None
-        if runtime.exists():
-            try:
-                vm_pid = json.loads(runtime.read_text()).get("vm_pid")
-            except ValueError:
-                vm_pid = None
-        if _pid_alive(vm_pid):
-            st.vm_pid = vm_pid
-            st.error = (
-                f"the host agent is not running, but the VM is (pid {vm_pid}); "
-                "`moorage start` adopts it"
-            )
-        else:
-            st.agent_pid = None
+    st = AgentClient(check_machine_name(machine)).status_or_files()
     if as_json:
-        console.print_json(json.dumps(st.to_json()))
+        console.print_json(data=st.to_json())
         return
     colour = {"running": "green", "degraded": "yellow", "crashed": "red"}.get(st.state, "white")
     console.print(f"machine:   {st.machine}")
@@ -206,7 +174,8 @@ def status(machine: str, as_json: bool) -> None:
         console.print(f"accel:     {st.accel} ({st.accel_reason})")
     if st.cpus:
         console.print(
-            f"resources: {st.cpus} CPU{'s' if st.cpus != 1 else ''}, {st.memory_gib:g} GiB memory, {st.disk_gib} GiB disk"
+            f"resources: {st.cpus} CPU{'s' if st.cpus != 1 else ''}, {st.memory_gib:g} GiB "
+            f"memory, {st.disk_gib} GiB disk"
         )
     if st.image:
         console.print(f"image:     {st.image}")
@@ -227,23 +196,25 @@ def status(machine: str, as_json: bool) -> None:
         console.print(f"[red]problem:[/red]   {st.error}")
 
 
+@main.command("ls")
+@friendly
+def ls() -> None:
+    """Every machine and its state."""
+    for name in machines():
+        st = AgentClient(name).status_or_files()
+        console.print(f"{name:20} {st.state}")
+
+
 @main.command(context_settings={"ignore_unknown_options": True})
 @machine_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @friendly
 def shell(machine: str, command: tuple[str, ...]) -> None:
     """A root shell in the VM, or run COMMAND there."""
-    from moorage.engine.ssh import GuestAddress, openssh_args  # noqa: PLC0415
-
-    name = check_machine_name(machine)
-    st = AgentClient(name).status()
-    if st.ssh_port is None or st.state not in ("running", "degraded"):
-        raise AgentError(f"machine {name!r} is {st.state}", fix="`moorage start`")
-    paths = MachinePaths(name)
-    addr = GuestAddress(name, st.ssh_port, paths.ssh_key, paths.known_hosts)
-    tty = ["-t"] if sys.stdin.isatty() else []
-    argv = ["ssh", *tty, *openssh_args(addr), *command]
-    os.execvp("ssh", argv)
+    argv = AgentClient(check_machine_name(machine)).shell().argv
+    if sys.stdin.isatty():
+        argv = [argv[0], "-t", *argv[1:]]
+    os.execvp(argv[0], [*argv, *command])
 
 
 @main.command()
@@ -254,16 +225,14 @@ def shell(machine: str, command: tuple[str, ...]) -> None:
 @friendly
 def logs(machine: str, engine: bool, follow: bool, lines: int) -> None:
     """The host agent's log and the VM console, or dockerd's log (--engine)."""
-    name = check_machine_name(machine)
-    paths = MachinePaths(name)
+    client = AgentClient(check_machine_name(machine))
     if engine:
-        tail = f"tail -n {lines} {'-F' if follow else ''} /var/log/dockerd.log"
-        shell.callback(machine=name, command=(tail,))  # type: ignore[misc]
+        for line in client.engine_log(lines, follow):
+            click.echo(line)
         return
-    files = [paths.agent_log, paths.serial_log]
-    present = [str(f) for f in files if f.exists()]
+    present = [str(f) for f in client.local_logs()]
     if not present:
-        console.print(f"no logs yet for machine {name!r}")
+        console.print(f"no logs yet for machine {machine!r}")
         return
     os.execvp("tail", ["tail", "-n", str(lines), *(["-F"] if follow else []), *present])
 
@@ -279,16 +248,12 @@ def _confirm(what: str, yes: bool) -> None:
 @friendly
 def delete(machine: str, yes: bool) -> None:
     """Delete the machine: its VM, data disk (all images, containers, volumes) and config."""
-    from moorage.engine import context  # noqa: PLC0415
-
     name = check_machine_name(machine)
-    paths = MachinePaths(name)
     _confirm(f"Delete machine {name!r} with ALL its images, containers and volumes?", yes)
-    _stop_quietly(name)
-    for folder in (paths.state, paths.run, paths.config_file.parent):
-        shutil.rmtree(folder, ignore_errors=True)
-    context.remove(name)
-    console.print(f"deleted machine {name!r}")
+    client = AgentClient(name)
+    client.spawn()
+    _run(client, "delete")
+    client.wait_gone()
 
 
 @main.command()
@@ -298,18 +263,11 @@ def delete(machine: str, yes: bool) -> None:
 def reset(machine: str, yes: bool) -> None:
     """Erase the data disk (all images, containers, volumes); keep the config."""
     name = check_machine_name(machine)
-    paths = MachinePaths(name)
     _confirm(f"Erase ALL images, containers and volumes of machine {name!r}?", yes)
-    _stop_quietly(name)
-    paths.data_disk.unlink(missing_ok=True)
-    console.print(f"machine {name!r} is reset; `moorage start` boots it with an empty disk")
-
-
-def _stop_quietly(name: str) -> None:
     client = AgentClient(name)
-    if client.alive():
-        client.stop()
-        client.wait_gone(120)
+    client.spawn()
+    _run(client, "reset")
+    client.wait_gone()
 
 
 @main.group()
@@ -322,12 +280,11 @@ def context() -> None:
 @friendly
 def context_use(machine: str) -> None:
     """Make the machine's docker context the current one."""
-    from moorage.engine import context as ctx  # noqa: PLC0415
-
     name = check_machine_name(machine)
-    ctx.ensure(name, MachinePaths(name).docker_socket)
-    ctx.use(name)
-    console.print(f"docker now talks to machine {name!r} (context {ctx.context_name(name)!r})")
+    client = AgentClient(name)
+    client.spawn()
+    client.use_context()
+    console.print(f"docker now talks to machine {name!r}")
 
 
 @main.command("docker-env")
@@ -341,55 +298,24 @@ def docker_env(machine: str) -> None:
 
 @main.group()
 def image() -> None:
-    """Guest OS images."""
+    """Guest OS images (``python -m moorage.vm.image``, which this runs)."""
 
 
 @image.command("build")
 @click.option("--recipe", default="debian", show_default=True, help="debian or alpine.")
 @click.option("--force", is_flag=True, help="Build again even if cached.")
-@friendly
 def image_build(recipe: str, force: bool) -> None:
     """Build (or find in the cache) the guest image of RECIPE."""
-    from moorage.paths import cache_dir  # noqa: PLC0415
-    from moorage.vm.image import store  # noqa: PLC0415
-
-    if os.getuid() != 0 and (force or not (store.image_path(recipe) / "manifest.json").exists()):
-        # The root tree must be owned by root while it is made: build under sudo into
-        # this user's cache, then hand the result back to the user.
-        cache = cache_dir()
-        cache.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "moorage.cli", "image", "build", "--recipe", recipe]
-        env = [f"MOORAGE_CACHE={cache}"]
-        code = os.spawnvp(
-            os.P_WAIT, "sudo", ["sudo", "env", *env, *argv, *(["--force"] if force else [])]
-        )
-        if code == 0:
-            os.spawnvp(
-                os.P_WAIT,
-                "sudo",
-                ["sudo", "chown", "-R", f"{os.getuid()}:{os.getgid()}", str(cache)],
-            )
-        sys.exit(code)
-    with console.status("building", spinner="dots") as spinner:
-
-        def report(line: str) -> None:
-            spinner.update(line[:120])
-            if line.startswith(("step", "image ready", "making")):
-                console.print(line)
-
-        path = store.ensure(recipe, report, force=force)
-    console.print(str(path))
+    argv = [sys.executable, "-m", "moorage.vm.image", "build", "--recipe", recipe]
+    os.execv(sys.executable, [*argv, *(["--force"] if force else [])])
 
 
 @image.command("verify")
 @click.option("--recipe", default="debian", show_default=True)
-@friendly
 def image_verify(recipe: str) -> None:
     """Hash every file of the image and compare with its manifest."""
-    from moorage.vm.image import manifest, store  # noqa: PLC0415
-
-    m = manifest.verify(store.image_path(recipe), full=True)
-    console.print(f"image {m.recipe} {m.version}: all {len(m.files)} files match")
+    os.execv(sys.executable, [sys.executable, "-m", "moorage.vm.image", "verify", "--recipe",
+                              recipe])  # fmt: skip
 
 
 @main.command("config")
@@ -397,11 +323,11 @@ def image_verify(recipe: str) -> None:
 @friendly
 def config_show(machine: str) -> None:
     """Show the config file's path and the values in effect."""
-    name = check_machine_name(machine)
-    paths = MachinePaths(name)
-    cfg = config_mod.load(paths.config_file, config_mod.HostFacts.read(paths.data_disk))
-    console.print(f"# {paths.config_file}")
-    for key, value in cfg.__dict__.items():
+    client = AgentClient(check_machine_name(machine))
+    client.spawn()
+    view = client.config()
+    console.print(f"# {view.path}")
+    for key, value in view.values.items():
         console.print(f"{key} = {value!r}")
 
 
@@ -416,39 +342,17 @@ def config_show(machine: str) -> None:
 @friendly
 def doctor(machine: str, kvm_only: bool) -> None:
     """Check the host: hypervisor, driver, KVM (with a real test boot), docker CLI."""
-    from moorage.engine import context as ctx  # noqa: PLC0415
-    from moorage.vm import accel, drivers  # noqa: PLC0415
-    from moorage.vm.image import manifest, store  # noqa: PLC0415
-
-    name = check_machine_name(machine)
-    qemu = accel.find_qemu()
-    kernel = None
-    try:
-        image_dir = store.image_path(store.DEFAULT_RECIPE)
-        kernel = image_dir / manifest.load(image_dir).kernel
-    except MoorageError:
-        pass
-    if qemu is None or kernel is None:
-        choice = accel.AccelChoice("tcg", "no QEMU or no guest image yet to test-boot")
-    else:
-        choice = accel.probe_kvm(qemu, kernel)
+    client = AgentClient(check_machine_name(machine))
+    client.spawn()
+    report = client.doctor(kvm_only=kvm_only)
     if kvm_only:
-        console.print(f"{choice.accel}: {choice.reason}")
-        sys.exit(0 if choice.accel == "kvm" else 1)
-    ok = "[green]ok[/green]"
-    console.print(f"qemu:    {qemu or '[red]missing[/red] (sudo apt-get install qemu-system-x86)'}")
-    console.print(f"kvm:     {choice.accel} ({choice.reason})")
-    cfg = config_mod.load(MachinePaths(name).config_file, config_mod.HostFacts.read())
-    try:
-        drivers.get(cfg.driver).check_host()
-        console.print(f"driver:  {cfg.driver} {ok}")
-    except MoorageError as exc:
-        console.print(f"driver:  {cfg.driver} [red]{exc}[/red]")
-    console.print(
-        f"docker:  {'CLI found' if ctx.available() else '[yellow]no docker CLI on PATH[/yellow]'}"
-    )
-    free = shutil.disk_usage(Path.home()).free
-    console.print(f"disk:    {free / (1 << 30):.0f} GiB free")
+        console.print(f"{report.accel}: {report.accel_reason}")
+        sys.exit(0 if report.accel == "kvm" else 1)
+    for check in report.checks:
+        mark = "[green]ok[/green]" if check.ok else "[red]no[/red]"
+        console.print(f"{check.name:8} {mark} {check.detail}")
+        if check.fix and not check.ok:
+            console.print(f"{'':8}    fix: {check.fix}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import docker
 
@@ -25,6 +26,11 @@ from moorage.errors import MoorageError
 from moorage.types import Forward
 
 log = logging.getLogger("moorage.ports")
+
+PortChange = Literal["added", "removed", "conflict", "resolved"]
+PortReport = Callable[[PortChange, Forward, str], None]
+"""Told of every change to the forwards, as data: what changed, which forward, and a
+sentence for a person (for a conflict: why the port cannot be bound, and the fix)."""
 _EVENTS = (
     "start",
     "stop",
@@ -47,7 +53,7 @@ class PortWatcher:
         remove: Callable[[Forward], None],
         *,
         expose: bool,
-        report: Callable[[str], None],
+        report: PortReport,
         existing: set[Forward] | None = None,
     ) -> None:
         """``existing``: forwards the VM already has (an adopted VM's), reconciled like ours."""
@@ -65,6 +71,11 @@ class PortWatcher:
     def active(self) -> list[str]:
         with self._lock:
             return sorted(ports.describe(f) for f in self._active)
+
+    def conflict_list(self) -> list[str]:
+        """The conflicts' reasons, read under the lock that guards them."""
+        with self._lock:
+            return sorted(self.conflicts.values())
 
     def start(self) -> None:
         threading.Thread(target=self._follow, name="ports", daemon=True).start()
@@ -115,6 +126,7 @@ class PortWatcher:
                     log.warning("removing %s: %s", ports.describe(forward), exc)
                     continue
                 self._active.discard(forward)
+                self._report("removed", forward, f"host port {ports.describe(forward)} closed")
             for forward in list(self.conflicts):
                 if forward not in wanted:
                     del self.conflicts[forward]
@@ -133,11 +145,13 @@ class PortWatcher:
                 if forward not in self.conflicts:
                     reason = _why_unbindable(forward)
                     self.conflicts[forward] = reason
-                    self._report(reason)
+                    self._report("conflict", forward, reason)
                 continue
             self._active.add(forward)
+            where = ports.describe(forward)
             if self.conflicts.pop(forward, None) is not None:
-                self._report(f"host port {ports.describe(forward)} is free now and forwarded")
+                self._report("resolved", forward, f"host port {where} is free now and forwarded")
+            self._report("added", forward, f"host port {where} forwarded")
 
 
 def _why_unbindable(forward: Forward) -> str:

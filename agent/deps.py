@@ -1,0 +1,175 @@
+"""What the agent works through, injected: the driver, the guest channel, the host's
+side of the engine, the port watcher, images, the accelerator choice, docker contexts.
+
+``Deps.real()`` wires the real ones. The agent's unit tests pass fakes that keep the
+same Protocols (``tests/helpers/fakes.py``), so every path of the agent, failures
+included, is tried in seconds without a VM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, cast
+
+import docker
+
+from moorage.config import HostFacts
+from moorage.engine import context, sshfs
+from moorage.engine.docker_socket import DockerSocket
+from moorage.engine.port_watcher import PortReport, PortWatcher
+from moorage.engine.relay import RelayLoop
+from moorage.engine.ssh import GuestAddress, GuestSSH
+from moorage.engine.v6_relay import V6Relay
+from moorage.errors import EngineError
+from moorage.paths import MachinePaths, runtime_dir
+from moorage.types import Forward
+from moorage.vm import accel, drivers, virtiofs
+from moorage.vm.driver import Driver
+from moorage.vm.image import manifest as manifest_mod
+from moorage.vm.image import store
+from moorage.vm.image.manifest import Manifest
+
+
+class GuestChannel(Protocol):
+    """Commands in the guest (``GuestSSH``)."""
+
+    def connect(self, deadline: float, give_up: Callable[[], bool] = ...) -> None: ...
+    def alive(self) -> bool: ...
+    def run(self, command: str, timeout: float = 60) -> tuple[int, str]: ...
+    def close(self) -> None: ...
+
+
+class EngineLink(Protocol):
+    """The host's side of the engine: the Docker socket and the IPv6 twins of forwards."""
+
+    def open(self, api_port: int, token: str) -> None: ...
+    def version(self, timeout: float) -> str:
+        """The engine's version, asked through the host socket; raises EngineError."""
+        ...
+
+    def ping(self, timeout: float) -> bool: ...
+    def twin(self, forward: Forward, on: bool) -> None: ...
+    def close(self) -> None: ...
+
+
+class Ports(Protocol):
+    """Published ports kept in line with the engine (``PortWatcher``)."""
+
+    @property
+    def active(self) -> list[str]: ...
+    def conflict_list(self) -> list[str]: ...
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def reconcile(self) -> None: ...
+    def retry(self) -> None: ...
+
+
+class SharedMounts(Protocol):
+    """The sshfs fallback's mounts (``ReverseSshfs``)."""
+
+    def mount_all(self) -> list[Path]: ...
+    def dead(self) -> list[Path]: ...
+    def remount(self, folder: Path) -> None: ...
+    def close(self) -> None: ...
+
+
+class Contexts(Protocol):
+    def ensure(self, machine: str, socket: Path) -> bool: ...
+    def use(self, machine: str) -> None: ...
+    def remove(self, machine: str) -> None: ...
+    def available(self) -> bool: ...
+
+
+PortsFactory = Callable[
+    [Path, Callable[[Forward], None], Callable[[Forward], None], set[Forward], bool, PortReport],
+    Ports,
+]
+
+
+@dataclass
+class Deps:
+    driver: Callable[[str], Driver]
+    guest: Callable[[GuestAddress, Path], GuestChannel]
+    engine: Callable[[MachinePaths], EngineLink]
+    ports: PortsFactory
+    sshfs: Callable[[GuestChannel, list[Path]], SharedMounts]
+    image: Callable[[str, Callable[[str], None]], tuple[Path, Manifest]]
+    accel: Callable[[Path, str], accel.AccelChoice]
+    host: Callable[[Path], HostFacts]
+    contexts: Contexts
+    virtiofsd_found: Callable[[], bool]
+    sftp_found: Callable[[], bool]
+
+    @classmethod
+    def real(cls) -> Deps:
+        return cls(
+            driver=lambda name: drivers.get(name, runtime_dir()),
+            guest=GuestSSH,
+            engine=HostEngine,
+            ports=lambda sock, add, remove, existing, expose, report: PortWatcher(
+                sock, add, remove, existing=existing, expose=expose, report=report
+            ),
+            sshfs=lambda guest, folders: sshfs.ReverseSshfs(cast(GuestSSH, guest), folders),
+            image=_image,
+            accel=_choose_accel,
+            host=HostFacts.read,
+            contexts=cast(Contexts, context),
+            virtiofsd_found=lambda: virtiofs.find_virtiofsd() is not None,
+            sftp_found=lambda: sshfs.find_sftp_server() is not None,
+        )
+
+
+def _image(recipe: str, report: Callable[[str], None]) -> tuple[Path, Manifest]:
+    folder = store.ensure(recipe, report)
+    return folder, manifest_mod.verify(folder)
+
+
+def _choose_accel(kernel: Path, want: str) -> accel.AccelChoice:
+    qemu = accel.find_qemu() or "qemu-system-x86_64"
+    return accel.choose(qemu, kernel, runtime_dir() / "accel.json", want=want)
+
+
+class HostEngine:
+    """The Docker socket and the IPv6 twins, relayed on one asyncio loop of the agent."""
+
+    def __init__(self, paths: MachinePaths) -> None:
+        relays = RelayLoop("relays")
+        self._socket = DockerSocket(relays, paths.docker_socket)
+        self._v6 = V6Relay(relays)
+        self._path = paths.docker_socket
+
+    def open(self, api_port: int, token: str) -> None:
+        self._socket.open(api_port, token)
+
+    def _client(self, timeout: float) -> docker.DockerClient:
+        return docker.DockerClient(base_url=f"unix://{self._path}", timeout=timeout)
+
+    def version(self, timeout: float) -> str:
+        client = self._client(timeout)
+        try:
+            return str(client.version().get("Version", "?"))
+        except docker.errors.DockerException as exc:
+            raise EngineError(f"the engine does not answer through {self._path}: {exc}") from exc
+        finally:
+            client.close()
+
+    def ping(self, timeout: float) -> bool:
+        client = self._client(timeout)
+        try:
+            return bool(client.ping())
+        except Exception:  # docker's, requests' or a socket's: all mean "no answer"
+            return False
+        finally:
+            client.close()
+
+    def twin(self, forward: Forward, on: bool) -> None:
+        if on:
+            self._v6.add(forward)
+        else:
+            self._v6.remove(forward)
+
+    def close(self) -> None:
+        self._v6.clear()
+        self._socket.close()

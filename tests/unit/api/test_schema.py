@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moorage.api import schema
+from moorage.api.schema import ErrorBody, Event, ForwardInfo, Status, decode
+from moorage.errors import ConfigError, EngineError, HostError, MoorageError
+
+DOC = Path(__file__).parents[3] / "docs" / "api.md"
+
+
+def test_events_and_status_round_trip_as_json() -> None:
+    event = Event(id=1, kind="forward", message="m", change="added",
+                  forward=ForwardInfo("tcp", "127.0.0.1", 8080, 80))  # fmt: skip
+    assert decode(Event, event.to_json()) == event
+    status = Status(machine="default", state="degraded", warnings=["w"], phase_seconds={"vm": 1.0})
+    assert decode(Status, status.to_json()) == status
+
+
+def test_decoding_ignores_fields_a_newer_agent_added() -> None:
+    data = {**Event(id=3, kind="state", message="m", state="running").to_json(), "colour": "red"}
+    assert decode(Event, data).state == "running"
+    status = decode(Status, {"machine": "x", "state": "running", "clusters": [1, 2], "api": 2})
+    assert (status.machine, status.state, status.api) == ("x", "running", 2)
+
+
+def test_every_answer_names_the_api_version() -> None:
+    assert Status(machine="x").to_json()["api"] == schema.API_VERSION
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        HostError("cannot reach libvirt", fix="start it"),
+        EngineError("no answer", fix="look"),
+        ConfigError("config.toml", ["cpus = 9 is not allowed", "unknown key 'x'"]),
+        schema.VMCrashed("gone", fix="`moorage start`"),
+    ],
+)
+def test_errors_cross_the_wire_as_their_own_class(error: MoorageError) -> None:
+    body = schema.error_body(error)
+    assert body.code != "agent"
+    back = schema.error_from_body(decode(ErrorBody, {**body.__dict__, "extra": 1}))
+    assert type(back) is type(error)
+    assert str(back) == str(error)
+
+
+def test_an_unknown_code_is_still_an_error_with_its_message() -> None:
+    back = schema.error_from_body(ErrorBody("from-the-future", "odd", "do x"))
+    assert isinstance(back, MoorageError)
+    assert (back.message, back.fix) == ("odd", "do x")
+
+
+def test_docs_api_md_is_generated_from_the_schema() -> None:
+    assert DOC.read_text() == schema.markdown(), "run: python -m moorage.api.schema > docs/api.md"
