@@ -19,6 +19,7 @@ from moorage.paths import MachinePaths, check_machine_name, private_dir
 IDLE_EXIT = 120.0
 """An agent with no VM to look after, no operation and no client for this long exits:
 clients start one when they need it (``moorage doctor`` does, for one answer)."""
+EXIT_GRACE = 3.0
 
 
 def main(argv: list[str]) -> int:
@@ -66,6 +67,13 @@ def main(argv: list[str]) -> int:
             log.info("nothing to look after for %.0fs", quiet)
             break
     done.set()
+    # A client that asked for the operation which ends us is about to follow its
+    # events: keep answering a moment, so that it reads the end instead of a hang-up.
+    grace = time.monotonic()
+    while time.monotonic() - grace < EXIT_GRACE and (
+        server.streams > 0 or time.monotonic() - grace < 0.5
+    ):
+        time.sleep(0.05)
     server.shutdown()
     server.server_close()
     paths.agent_socket.unlink(missing_ok=True)

@@ -201,6 +201,14 @@ class MachineAgent:
             self.exit_requested.set()
 
     def _failed(self, op: Operation, exc: BaseException) -> None:
+        if op in ("start", "restart") and not isinstance(exc, Cancelled | VMCrashed):
+            # A wait that gave up (``give_up``) fails its own way ("no answer in time"):
+            # the reason it gave up, a stop or a dead VM, is what the start reports.
+            try:
+                self.check_cancel()
+            except MachineError as reason:
+                exc = reason
+        self._stopping = False  # a stop that failed leaves a VM to watch
         if isinstance(exc, MoorageError):
             error: MoorageError = exc
         else:
@@ -217,8 +225,9 @@ class MachineAgent:
             state = "degraded"
         else:
             state = "stopped"
+        fix = body.fix or f"see {self.paths.agent_log}"
         self.events.emit(
-            "error", body.message, op=op, code=body.code, fix=body.fix, phase=self.status.phase
+            "error", body.message, op=op, code=body.code, fix=fix, phase=self.status.phase
         )
         self.set_state(state, f"{op} failed", error=str(error), error_code=body.code, phase=None)
 
@@ -254,9 +263,12 @@ class MachineAgent:
     def _stop(self) -> None:
         self._stopping = True
         self.set_state("stopping", "stopping")
-        driver = self.driver()
-        if driver.state(self.name) is VMState.RUNNING:
-            self._poweroff(driver)
+        # A VM can run only if we saw one or a record says one was booted: without
+        # either there is nothing to stop, and no driver to ask (libvirtd may be down,
+        # or the config may name no driver that exists).
+        seen = self.vm_pid is not None or self.status.state in ("degraded", "running")
+        if (seen or self.paths.ports_file.exists()) and self.vm_running():
+            self._poweroff(self.driver())
         self.disconnect()
         self.paths.ports_file.unlink(missing_ok=True)
         self.vm_pid = None
@@ -295,11 +307,13 @@ class MachineAgent:
 
     def _stop_for_good(self, op: str) -> None:
         """Stop, then make sure no VM runs: the disk must never go while a VM uses it."""
+        record = RuntimeRecord.load(self.paths.ports_file)  # before _stop removes it
         self._stop()
-        record = RuntimeRecord.load(self.paths.ports_file)
         if self.driver().state(self.name) is VMState.RUNNING or pid_alive(
             record.vm_pid if record else None
         ):
+            if record is not None:
+                record.save(self.paths.ports_file)  # still adoptable, still guarded
             raise MachineError(
                 f"the VM of machine {self.name!r} still runs; nothing was removed",
                 fix=f"`moorage stop`, then `moorage {op}` again",
@@ -395,9 +409,9 @@ class MachineAgent:
             driver.kill(self.name)
             return
         deadline = time.monotonic() + STOP_TIMEOUT
-        while driver.state(self.name) is VMState.RUNNING and time.monotonic() < deadline:
+        while self.vm_running() and time.monotonic() < deadline:
             time.sleep(0.2)
-        if driver.state(self.name) is VMState.RUNNING:
+        if self.vm_running():
             self.warn("poweroff", f"the guest did not power off in {STOP_TIMEOUT:.0f}s; "
                       "stopping it hard")  # fmt: skip
             driver.kill(self.name)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from moorage.paths import cache_dir
 from moorage.vm.image import store
@@ -51,3 +54,47 @@ def test_config_mistakes_are_all_named_at_once(fresh_home: Path) -> None:
     for text in ("cpus = 4096", "memory_gib = 100000", "driver = 'vbox'", "unknown key 'flavour'"):
         assert text in err
     assert "Traceback" not in err
+
+
+PRIMED = Path("/var/cache/libvirt/qemu/capabilities/.moorage-primed")
+SCRIPTS = Path(__file__).parents[2] / "scripts"
+
+
+@pytest.fixture
+def libvirtd_stopped() -> object:
+    """The system libvirtd stopped for the test, and started again after it."""
+    if os.getuid() != 0:
+        pytest.skip("stopping the system libvirtd needs root")
+    if Path("/run/systemd/system").is_dir():
+        subprocess.run(["systemctl", "stop", "libvirtd.service", "libvirtd.socket",
+                        "libvirtd-ro.socket", "libvirtd-admin.socket"], check=False)  # fmt: skip
+    subprocess.run(["pkill", "-x", "libvirtd"], check=False)
+    for _ in range(50):
+        if subprocess.run(["pgrep", "-x", "libvirtd"], check=False).returncode != 0:
+            break
+        time.sleep(0.2)
+    try:
+        yield None
+    finally:
+        flag = ["--kvm-unusable"] if PRIMED.exists() else []
+        subprocess.run([str(SCRIPTS / "libvirtd-up"), *flag], check=True, timeout=300)
+
+
+def test_start_with_libvirtd_stopped_ends_fast_with_the_fix(
+    fresh_home: Path, libvirtd_stopped: object
+) -> None:
+    config = fresh_home / "config" / "machines" / "novirt" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('driver = "libvirt"\nmounts = []\n')
+    began = time.monotonic()
+    proc = run(fresh_home, "start", "--machine", "novirt")
+    took = time.monotonic() - began
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert took < 30, f"start took {took:.0f}s to give up"
+    assert "cannot reach libvirt" in out
+    assert "fix: start it" in out
+    assert "Traceback" not in out
+    status = run(fresh_home, "status", "--machine", "novirt", "--json")
+    assert '"state": "stopped"' in status.stdout
+    assert "cannot reach libvirt" in status.stdout
