@@ -34,6 +34,7 @@ from moorage.api.schema import (
     Cancelled,
     ConfigView,
     Operation,
+    OperationRunning,
     ShellCommand,
     State,
     Status,
@@ -53,10 +54,6 @@ CLOCK_DRIFT = 1.0
 VERIFY_TIMEOUT = 5.0
 """How long ``start`` and ``status`` wait for the engine to answer a ping through the
 host socket before they call a running machine degraded."""
-
-
-class AgentBusy(AgentError):
-    """Another operation runs that this one cannot join."""
 
 
 class MachineAgent:
@@ -140,8 +137,10 @@ class MachineAgent:
     def request(self, op: Operation) -> Accepted:
         """Begin ``op`` in the background and return at once with the id of the last
         event before it, for the client to follow. A start asked while one runs joins
-        it; a stop cancels a start; anything else while an operation runs is refused."""
+        it; a stop, delete or reset cancels a start and runs after it; anything else
+        while an operation runs is refused (``OperationRunning``, code ``busy``)."""
         self.touch()
+        since = self.events.last_id
         if op in ("start", "restart"):
             # A config mistake is the caller's to fix: answer it now, with every problem.
             config_mod.load(self.paths.config_file, self.deps.host(self.paths.data_disk))
@@ -152,7 +151,6 @@ class MachineAgent:
                     "degraded", "the engine does not answer", error="the engine does not answer"
                 )
         with self._lock:
-            since = self.events.last_id
             running = self._op
             if op == "start":
                 if running in ("start", "restart"):
@@ -162,8 +160,9 @@ class MachineAgent:
                     return Accepted(since, op)
             elif op == "stop" and running in ("stop", "delete", "reset"):
                 return Accepted(since, running)
-            if running is not None and not (running in ("start", "restart") and op != "start"):
-                raise AgentBusy(
+            cancels = op in ("stop", "delete", "reset") and running in ("start", "restart")
+            if running is not None and not cancels:
+                raise OperationRunning(
                     f"machine {self.name!r} is busy with {running}",
                     fix="wait for it to end (`moorage status`), then try again",
                 )
@@ -261,12 +260,12 @@ class MachineAgent:
         )
 
     def _stop(self) -> None:
-        self._stopping = True
-        self.set_state("stopping", "stopping")
         # A VM can run only if we saw one or a record says one was booted: without
         # either there is nothing to stop, and no driver to ask (libvirtd may be down,
         # or the config may name no driver that exists).
-        seen = self.vm_pid is not None or self.status.state in ("degraded", "running")
+        seen = self.vm_pid is not None or self.state() in ("degraded", "running")
+        self._stopping = True
+        self.set_state("stopping", "stopping")
         if (seen or self.paths.ports_file.exists()) and self.vm_running():
             self._poweroff(self.driver())
         self.disconnect()

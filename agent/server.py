@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from moorage.agent.doctor import run as run_doctor
-from moorage.agent.machine import AgentBusy, MachineAgent
+from moorage.agent.machine import MachineAgent
 from moorage.api.schema import (
     API_VERSION,
     HTTP_STATUS,
@@ -122,8 +122,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._ok(run_doctor(agent, kvm_only=query.get("kvm_only") == "1"))
             else:
                 self._error(ErrorBody("not-found", f"no such endpoint: {method} {url.path}"))
-        except AgentBusy as exc:
-            self._error(ErrorBody("busy", exc.message, exc.fix))
         except MoorageError as exc:
             self._error(error_body(exc))
         except (BrokenPipeError, ConnectionResetError):
@@ -157,7 +155,8 @@ class _Handler(BaseHTTPRequestHandler):
             while True:
                 events = agent.events.after(since, KEEPALIVE_SECONDS)
                 for event in events:
-                    self.wfile.write((json.dumps(event.to_json()) + "\n").encode())
+                    line = {"api": API_VERSION, **event.to_json()}
+                    self.wfile.write((json.dumps(line) + "\n").encode())
                     since = event.id
                 if not events:
                     self.wfile.write(b"\n")  # keepalive: the client knows we live

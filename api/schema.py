@@ -359,6 +359,10 @@ class AgentBusy(AgentError):
     """The agent answers, but not in time: it is slow or hung."""
 
 
+class OperationRunning(AgentError):
+    """Another operation runs that this one cannot join or cancel (code ``busy``)."""
+
+
 class AgentCrashed(AgentError):
     """The agent process died (its pid file remains, its lock is free)."""
 
@@ -382,6 +386,7 @@ _CODES: tuple[tuple[type[MoorageError], str], ...] = (
     (ImageError, "image"),
     (VMCrashed, "vm-crashed"),
     (Cancelled, "cancelled"),
+    (OperationRunning, "busy"),
     (MachineError, "machine"),
     (EngineError, "engine"),
     (AgentError, "agent"),

@@ -18,7 +18,7 @@ import time
 
 from common import HOME, NAME, ensure_machine, header, moorage, status
 
-from moorage.agent.machine import free_ports
+from moorage.agent.start import free_ports
 from moorage.vm.driver import TCG_CPU_MODEL, guest_cmdline
 from moorage.vm.image import store
 from moorage.vm.spec import mac_for

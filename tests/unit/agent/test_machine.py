@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from moorage.agent.machine import AgentBusy, MachineAgent
-from moorage.api.schema import PHASES, Accepted
+from moorage.agent.machine import MachineAgent
+from moorage.api.schema import PHASES, Accepted, OperationRunning
 from moorage.errors import ConfigError, EngineError, HostError, ImageError, MachineError
 from moorage.runtime import RuntimeRecord, pid_alive
 from moorage.vm.driver import VMState
@@ -289,7 +289,7 @@ def test_another_operation_while_one_runs_is_refused(machine: Machine) -> None:
     stop = agent.request("stop")
     # a second stop joins the first; a delete is refused while it runs
     assert agent.request("stop").op == "stop"
-    with pytest.raises(AgentBusy):
+    with pytest.raises(OperationRunning):
         agent.request("delete")
     wait_event(agent, stop.since, end_of("stop"))
 

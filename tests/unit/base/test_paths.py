@@ -39,3 +39,21 @@ def test_a_squatted_runtime_dir_is_refused(tmp_path: Path) -> None:
 def test_sockets_fit_the_unix_path_limit() -> None:
     machine = paths.MachinePaths("a-machine-name-of-31-characters")
     assert len(str(machine.docker_socket)) < 104
+
+
+def test_runtime_dir_prefers_a_writable_xdg_runtime_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOORAGE_HOME", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert paths.runtime_dir() == tmp_path / "moorage"
+
+
+def test_runtime_dir_skips_an_unwritable_xdg_runtime_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MOORAGE_HOME", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "missing"))
+    assert paths.runtime_dir() != tmp_path / "missing" / "moorage"
+    monkeypatch.setenv("MOORAGE_HOME", str(tmp_path / "home"))
+    assert paths.runtime_dir() == tmp_path / "home" / "run"
