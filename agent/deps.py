@@ -147,22 +147,24 @@ class HostEngine:
         return docker.DockerClient(base_url=f"unix://{self._path}", timeout=timeout)
 
     def version(self, timeout: float) -> str:
-        client = self._client(timeout)
         try:
-            return str(client.version().get("Version", "?"))
-        except docker.errors.DockerException as exc:
+            client = self._client(timeout)  # it asks the engine's API version already
+            try:
+                return str(client.version().get("Version", "?"))
+            finally:
+                client.close()
+        except Exception as exc:  # docker's, requests' or a socket's: all mean "no answer"
             raise EngineError(f"the engine does not answer through {self._path}: {exc}") from exc
-        finally:
-            client.close()
 
     def ping(self, timeout: float) -> bool:
-        client = self._client(timeout)
         try:
-            return bool(client.ping())
+            client = self._client(timeout)  # it asks the engine's API version already
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
         except Exception:  # docker's, requests' or a socket's: all mean "no answer"
             return False
-        finally:
-            client.close()
 
     def twin(self, forward: Forward, on: bool) -> None:
         if on:

@@ -54,6 +54,9 @@ CLOCK_DRIFT = 1.0
 VERIFY_TIMEOUT = 5.0
 """How long ``start`` and ``status`` wait for the engine to answer a ping through the
 host socket before they call a running machine degraded."""
+HEALTH_PING_TIMEOUT = 10.0
+"""The health check's patience: an engine busy unpacking layers under emulation can
+take seconds to answer a ping, and that is not a fault."""
 
 
 class MachineAgent:
@@ -433,7 +436,7 @@ class MachineAgent:
     # ----- the engine and the clock ---------------------------------------
 
     def check_engine(self) -> None:
-        healthy = self.engine.ping(VERIFY_TIMEOUT)
+        healthy = self.engine.ping(HEALTH_PING_TIMEOUT)
         state = self.state()
         if healthy and state == "degraded" and self._op is None:
             self.set_state("running", "the engine answers again", error=None, error_code=None)

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ from moorage.api.schema import (
     ShellCommand,
     Status,
     decode,
+    ends,
     error_from_body,
 )
 from moorage.errors import AgentError
@@ -216,12 +217,13 @@ class AgentClient:
         while self.liveness() == "running" and time.monotonic() < deadline:
             time.sleep(0.05)
 
-    def follow(self, since: int, until: Callable[[Event], bool]) -> Iterator[Event]:
-        """The events after ``since``, ending with the first for which ``until`` holds
-        or with an ``error`` event (the caller reads its code)."""
-        for event in self.events(since):
+    def follow(self, accepted: Accepted) -> Iterator[Event]:
+        """The events of the operation that ``accepted`` answered for, up to its end
+        (``ends``); what other operations say on the way (the error of a start that a
+        stop cancelled) passes by like any event."""
+        for event in self.events(accepted.since):
             yield event
-            if until(event) or event.kind == "error":
+            if ends(accepted.op, event):
                 return
 
     def engine_log(self, lines: int, follow: bool) -> Iterator[str]:

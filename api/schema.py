@@ -279,6 +279,17 @@ class Doctor:
     checks: list[Check] = field(default_factory=list)
 
 
+def ends(op: Operation | None, event: Event) -> bool:
+    """Whether ``event`` ends operation ``op``: its ``error``; ``ready`` for a start or
+    a restart; ``done`` for the others. An operation's own parts say ``done`` too (the
+    stop inside a delete), under their own ``op``, and do not end it."""
+    if event.kind == "error":
+        return event.op == op
+    if event.kind == "ready":
+        return op in ("start", "restart")
+    return event.kind == "done" and event.op == op
+
+
 # ----- routes ------------------------------------------------------------------
 
 

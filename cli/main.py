@@ -86,19 +86,12 @@ def _show(event: Event, elapsed: str, spinner: Any) -> None:
 def _run(client: AgentClient, op: Operation) -> None:
     """Ask for ``op`` and print its events until it ends; exit 1 if it failed."""
     accepted = client.request(op)
-
-    def ended(event: Event) -> bool:
-        # A restart ends ready; a delete's own stop says "done" too, but is not its end.
-        if op in ("start", "restart"):
-            return event.kind == "ready"
-        return event.kind == "done" and event.op == op
-
     started = time.monotonic()
     failed = False
     with console.status("", spinner="dots") as spinner:
-        for event in client.follow(accepted.since, ended):
+        for event in client.follow(accepted):
             _show(event, f"[dim]{time.monotonic() - started:6.1f}s[/dim]", spinner)
-            failed = event.kind == "error"
+            failed = event.kind == "error" and event.op == accepted.op
     if failed:
         sys.exit(1)
 

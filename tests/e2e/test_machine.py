@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pty
+import re
 import select
 import signal
 import socket
@@ -445,7 +446,9 @@ def _qemu_pids(machine: Machine) -> list[int]:
             cmdline = path.read_bytes()
         except OSError:
             continue  # it ended while we looked
-        if b"qemu-system" in cmdline and f"moorage-{machine.name}\0".encode() in cmdline + b"\0":
+        # libvirt names it "-name guest=moorage-NAME,...", the qemu driver "-name moorage-NAME"
+        name = re.compile(rb"(^|\0|=)moorage-" + re.escape(machine.name.encode()) + rb"(\0|,|$)")
+        if b"qemu-system" in cmdline and name.search(cmdline):
             found.append(int(path.parent.name))
     return found
 

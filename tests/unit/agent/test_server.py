@@ -73,7 +73,7 @@ def test_start_and_follow_events_to_ready_then_stop(served: Served, machine: Mac
     client = served.client
     accepted = client.request("start")
     assert accepted.op == "start"
-    events = list(client.follow(accepted.since, lambda e: e.kind == "ready"))
+    events = list(client.follow(accepted))
     assert events[-1].kind == "ready", events[-1]
     assert [e.phase for e in events if e.kind == "phase"] == list(PHASES)
     wait_until(lambda: idle(served.agent))
@@ -84,7 +84,7 @@ def test_start_and_follow_events_to_ready_then_stop(served: Served, machine: Mac
     assert shell.argv[0] == "ssh"
 
     stop = client.request("stop")
-    done = list(client.follow(stop.since, lambda e: e.kind == "done"))
+    done = list(client.follow(stop))
     assert done[-1].kind == "done" and done[-1].op == "stop"
     wait_until(lambda: idle(served.agent))
     assert client.status().state == "stopped"
@@ -135,7 +135,7 @@ def test_an_unknown_route_is_not_found(served: Served) -> None:
 def test_an_operation_that_cannot_join_is_busy(served: Served, machine: Machine) -> None:
     client = served.client
     accepted = client.request("start")
-    list(client.follow(accepted.since, lambda e: e.kind == "ready"))
+    list(client.follow(accepted))
     gate = machine.fakes.guests.poweroff_gate = threading.Event()
     stop = client.request("stop")  # the guest takes its time to power off
     wait_until(lambda: client.status().state == "stopping")
@@ -148,7 +148,7 @@ def test_an_operation_that_cannot_join_is_busy(served: Served, machine: Machine)
         assert client.request("stop").op == "stop"  # a second stop joins the first
     finally:
         gate.set()
-    done = list(client.follow(stop.since, lambda e: e.kind == "done"))
+    done = list(client.follow(stop))
     assert done[-1].op == "stop"
 
 

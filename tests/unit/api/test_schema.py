@@ -55,3 +55,17 @@ def test_an_unknown_code_is_still_an_error_with_its_message() -> None:
 
 def test_docs_api_md_is_generated_from_the_schema() -> None:
     assert DOC.read_text() == schema.markdown(), "run: python -m moorage.api.schema > docs/api.md"
+
+
+def test_an_operation_ends_at_its_own_end_not_at_its_parts() -> None:
+    def ev(kind: str, op: str | None) -> Event:
+        return Event(id=1, kind=kind, message="m", op=op)  # type: ignore[arg-type]
+
+    assert schema.ends("stop", ev("done", "stop"))
+    assert not schema.ends("stop", ev("error", "start"))  # the start it cancelled
+    assert schema.ends("stop", ev("error", "stop"))
+    assert not schema.ends("delete", ev("done", "stop"))  # the stop inside the delete
+    assert schema.ends("delete", ev("done", "delete"))
+    assert schema.ends("restart", ev("ready", "start"))
+    assert not schema.ends("start", ev("error", None))  # a crash outside the start
+    assert not schema.ends("start", ev("progress", "start"))
