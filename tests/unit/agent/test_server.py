@@ -15,6 +15,7 @@ import threading
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -30,7 +31,11 @@ from tests.unit.agent.conftest import NAME, Machine, idle, wait_until
 
 
 def _stand_in() -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["bash", "-c", "exec -a moorage.agent sleep 600"])
+    proc = subprocess.Popen(["bash", "-c", "exec -a moorage.agent sleep 600"])
+    # Until bash has exec'd, its command line is bash's (and empty for a moment).
+    cmdline = Path(f"/proc/{proc.pid}/cmdline")
+    wait_until(lambda: cmdline.read_bytes().startswith(b"moorage.agent\0"), 5)
+    return proc
 
 
 @dataclass
