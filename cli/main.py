@@ -241,18 +241,25 @@ def _confirm(what: str, yes: bool) -> None:
         raise click.Abort()
 
 
+def _erase(machine: str, yes: bool, op: Operation, question: str) -> None:
+    """``delete`` and ``reset``: ask, then let the agent stop the VM (even one whose
+    agent was killed) before it removes anything."""
+    name = check_machine_name(machine)
+    _confirm(question.format(name=name), yes)
+    client = AgentClient(name)
+    client.spawn()
+    _run(client, op)
+    client.wait_gone()
+
+
 @main.command()
 @machine_option
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @friendly
 def delete(machine: str, yes: bool) -> None:
     """Delete the machine: its VM, data disk (all images, containers, volumes) and config."""
-    name = check_machine_name(machine)
-    _confirm(f"Delete machine {name!r} with ALL its images, containers and volumes?", yes)
-    client = AgentClient(name)
-    client.spawn()
-    _run(client, "delete")
-    client.wait_gone()
+    _erase(machine, yes, "delete",
+           "Delete machine {name!r} with ALL its images, containers and volumes?")  # fmt: skip
 
 
 @main.command()
@@ -261,12 +268,7 @@ def delete(machine: str, yes: bool) -> None:
 @friendly
 def reset(machine: str, yes: bool) -> None:
     """Erase the data disk (all images, containers, volumes); keep the config."""
-    name = check_machine_name(machine)
-    _confirm(f"Erase ALL images, containers and volumes of machine {name!r}?", yes)
-    client = AgentClient(name)
-    client.spawn()
-    _run(client, "reset")
-    client.wait_gone()
+    _erase(machine, yes, "reset", "Erase ALL images, containers and volumes of machine {name!r}?")
 
 
 @main.group()

@@ -31,6 +31,7 @@ from moorage.vm.accel import AccelChoice
 from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
 from moorage.vm.image.manifest import Manifest
 from moorage.vm.spec import DATA_SERIAL
+from tests.helpers.images import write_image
 
 BOOT_LINES = (
     "[    0.000000] Linux version 6.12 (a kernel line, not ours)",
@@ -432,24 +433,8 @@ class FakeContexts(Knobs):
 
 
 def fake_image(folder: Path) -> tuple[Path, Manifest]:
-    """A guest image folder with tiny files and a ``Manifest`` built directly."""
-    folder.mkdir(parents=True, exist_ok=True)
-    names = {"kernel": "vmlinuz", "initrd": "initrd.img", "root": "root.img"}
-    for name in names.values():
-        (folder / name).write_bytes(b"fake " + name.encode())
-    manifest = Manifest(
-        recipe="debian",
-        version="test",
-        created="2025-01-01T00:00:00Z",
-        kernel=names["kernel"],
-        initrd=names["initrd"],
-        root=names["root"],
-        cmdline="console=ttyS0",
-        engine_version=f"{ENGINE_VERSION}+dfsg1",
-        files={name: "0" * 64 for name in names.values()},
-    )
-    (folder / "manifest.json").write_text(manifest.to_json())
-    return folder, manifest
+    """A guest image folder with tiny files, as the image store would hand it over."""
+    return folder, write_image(folder, version="test", engine_version=f"{ENGINE_VERSION}+dfsg1")
 
 
 @dataclass

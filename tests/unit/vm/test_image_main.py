@@ -9,29 +9,16 @@ from pathlib import Path
 import pytest
 
 from moorage.paths import cache_dir
-from moorage.vm.image import manifest, store
+from moorage.vm.image import store
 from moorage.vm.image.recipe import Report
+from tests.helpers.images import write_image
 
 image_main = importlib.import_module("moorage.vm.image.__main__")
 
 
 def put_image(folder: Path) -> Path:
     """A built image of the default recipe where the store looks for it."""
-    folder.mkdir(parents=True)
-    for name in ("vmlinuz", "initrd.img", "root.img"):
-        (folder / name).write_bytes(name.encode())
-    m = manifest.Manifest(
-        recipe="debian",
-        version=folder.name,
-        created="now",
-        kernel="vmlinuz",
-        initrd="initrd.img",
-        root="root.img",
-        cmdline="console=ttyS0",
-        engine_version="26.1",
-        files={n: manifest.sha256_file(folder / n) for n in ("vmlinuz", "initrd.img", "root.img")},
-    )
-    (folder / manifest.MANIFEST).write_text(m.to_json())
+    write_image(folder, version=folder.name)
     return folder
 
 

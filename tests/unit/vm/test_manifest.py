@@ -7,28 +7,11 @@ import pytest
 
 from moorage.errors import ImageError
 from moorage.vm.image import manifest
+from tests.helpers.images import write_image
 
 
 def make_image(folder: Path) -> Path:
-    folder.mkdir()
-    for name, data in {
-        "vmlinuz": b"kernel",
-        "initrd.img": b"initrd",
-        "root.img": b"root" * 1000,
-    }.items():
-        (folder / name).write_bytes(data)
-    m = manifest.Manifest(
-        recipe="debian",
-        version="v1",
-        created="now",
-        kernel="vmlinuz",
-        initrd="initrd.img",
-        root="root.img",
-        cmdline="console=ttyS0",
-        engine_version="26.1",
-        files={n: manifest.sha256_file(folder / n) for n in ("vmlinuz", "initrd.img", "root.img")},
-    )
-    (folder / manifest.MANIFEST).write_text(m.to_json())
+    write_image(folder, contents={"root.img": b"root" * 1000})
     return folder
 
 
