@@ -2,7 +2,7 @@
 
 Two threads, so that no repair can hide a dead VM:
 
-- the **VM watch** asks the hypervisor process itself (``kill(pid, 0)``) twice a
+- the **VM watch** asks the hypervisor process itself (``kill(pid, 0)``) every
   second and declares a crash at once (``MachineAgent.watch_vm``); it never waits on
   the guest, the engine or a lock an operation holds;
 - the **repairs** rebuild what broke while the VM runs: the SSH link (with a bounded
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("moorage.agent")
 
-WATCH_EVERY = 0.5
+WATCH_EVERY = 1.0
 REPAIR_EVERY = 2.0
 REPAIR_LINK_SECONDS = 20.0
 PING_EVERY = 15.0

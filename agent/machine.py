@@ -348,7 +348,7 @@ class MachineAgent:
             return pid_alive(self.vm_pid or (record.vm_pid if record else None))
 
     def watch_vm(self) -> None:
-        """Notice a dead VM. Called twice a second by the VM watch and before answering
+        """Notice a dead VM. Called every second by the VM watch and before answering
         ``status`` and ``start``; cheap: one ``kill(pid, 0)``."""
         with self._lock:
             pid = self.vm_pid
