@@ -112,8 +112,14 @@ class PortWatcher:
             client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=30)
             try:
                 found = ports.published(client.containers())
-                if client.info().get("Swarm", {}).get("ControlAvailable"):
-                    found |= ports.published_by_services(client.services())
+                try:
+                    if client.info().get("Swarm", {}).get("ControlAvailable"):
+                        found |= ports.published_by_services(client.services())
+                except docker.errors.APIError as exc:
+                    # Seen after `docker swarm leave --force`: info still said "manager"
+                    # while /services answered 500 for minutes. Containers' ports must
+                    # not wait for the swarm to settle; services' come back when it does.
+                    log.warning("the engine does not list its services (%s)", exc)
                 wanted = ports.desired(found, expose=self._expose)
             finally:
                 client.close()
