@@ -9,21 +9,22 @@ included, is tried in seconds without a VM.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, cast
 
-import docker
-
 from moorage.config import HostFacts
 from moorage.engine import context, sshfs
+from moorage.engine.docker_api import api_client, docker_client
 from moorage.engine.docker_socket import DockerSocket
+from moorage.engine.gate_relay import Gate, RoutedServer, Routes
 from moorage.engine.port_watcher import PortReport, PortWatcher
 from moorage.engine.relay import RelayLoop
 from moorage.engine.ssh import GuestAddress, GuestSSH
 from moorage.engine.v6_relay import V6Relay
 from moorage.errors import EngineError
 from moorage.paths import MachinePaths, runtime_dir
+from moorage.swarm.engines import Engines
 from moorage.types import Forward
 from moorage.vm import accel, drivers, virtiofs
 from moorage.vm.driver import Driver
@@ -77,9 +78,24 @@ class SharedMounts(Protocol):
 
 class Contexts(Protocol):
     def ensure(self, machine: str, socket: Path) -> bool: ...
+    def ensure_named(self, name: str, socket: Path, desc: str) -> bool: ...
     def use(self, machine: str) -> None: ...
     def remove(self, machine: str) -> None: ...
+    def remove_named(self, name: str) -> None: ...
     def available(self) -> bool: ...
+
+
+class Closer(Protocol):
+    def close(self) -> None: ...
+
+
+class ClusterSockets(Protocol):
+    """Listeners on the host that reach the guest's docker gate (``RoutedServer``)."""
+
+    def unix(self, path: Path, gate: Callable[[], Gate | None], routes: Routes) -> Closer: ...
+    def tcp(self, host: str, port: int, gate: Callable[[], Gate | None], routes: Routes) -> Closer:
+        """Raises OSError when the port is taken."""
+        ...
 
 
 PortsFactory = Callable[
@@ -101,6 +117,8 @@ class Deps:
     contexts: Contexts
     virtiofsd_found: Callable[[], bool]
     sftp_found: Callable[[], bool]
+    engines: Callable[[MachinePaths], Engines] = field(default_factory=lambda: _engines)
+    cluster_sockets: ClusterSockets = field(default_factory=lambda: GateSockets())  # noqa: PLW0108 - defined below
 
     @classmethod
     def real(cls) -> Deps:
@@ -119,6 +137,37 @@ class Deps:
             virtiofsd_found=lambda: virtiofs.find_virtiofsd() is not None,
             sftp_found=lambda: sshfs.find_sftp_server() is not None,
         )
+
+
+def _engines(paths: MachinePaths) -> Engines:
+    return Engines(
+        machine=lambda timeout: api_client(paths.docker_socket, timeout),
+        node=lambda node, timeout: api_client(paths.node_socket(node), timeout),
+    )
+
+
+class GateSockets:
+    """``ClusterSockets`` on a relay loop of their own (``RoutedServer``)."""
+
+    def __init__(self) -> None:
+        self._relays: RelayLoop | None = None
+
+    def _loop(self) -> RelayLoop:
+        if self._relays is None:
+            self._relays = RelayLoop("cluster-relays")
+        return self._relays
+
+    def unix(self, path: Path, gate: Callable[[], Gate | None], routes: Routes) -> RoutedServer:
+        server = RoutedServer(self._loop(), gate, routes)
+        server.serve_unix(path)
+        return server
+
+    def tcp(
+        self, host: str, port: int, gate: Callable[[], Gate | None], routes: Routes
+    ) -> RoutedServer:
+        server = RoutedServer(self._loop(), gate, routes)
+        server.serve_tcp([host], port)
+        return server
 
 
 def _image(recipe: str, report: Callable[[str], None]) -> tuple[Path, Manifest]:
@@ -143,12 +192,9 @@ class HostEngine:
     def open(self, api_port: int, token: str) -> None:
         self._socket.open(api_port, token)
 
-    def _client(self, timeout: float) -> docker.DockerClient:
-        return docker.DockerClient(base_url=f"unix://{self._path}", timeout=timeout)
-
     def version(self, timeout: float) -> str:
         try:
-            client = self._client(timeout)  # it asks the engine's API version already
+            client = docker_client(self._path, timeout)
             try:
                 return str(client.version().get("Version", "?"))
             finally:
@@ -158,7 +204,7 @@ class HostEngine:
 
     def ping(self, timeout: float) -> bool:
         try:
-            client = self._client(timeout)  # it asks the engine's API version already
+            client = docker_client(self._path, timeout)
             try:
                 return bool(client.ping())
             finally:

@@ -27,6 +27,7 @@ from typing import Any
 
 from moorage import __version__
 from moorage import config as config_mod
+from moorage.agent.clusters import ClusterManager
 from moorage.agent.deps import Deps, EngineLink, GuestChannel, Ports, SharedMounts
 from moorage.agent.events import EventLog
 from moorage.api.schema import (
@@ -38,14 +39,17 @@ from moorage.api.schema import (
     ShellCommand,
     State,
     Status,
+    SwarmInfo,
     VMCrashed,
     error_body,
 )
 from moorage.engine.ssh import GuestAddress, openssh_args
-from moorage.errors import AgentError, EngineError, MachineError, MoorageError
+from moorage.errors import AgentError, EngineError, MachineError, MoorageError, SwarmError
 from moorage.paths import MachinePaths
 from moorage.runtime import RuntimeRecord, pid_alive
+from moorage.swarm import single
 from moorage.vm.driver import Driver, VMState
+from moorage.vm.provision import USER_NET_ADDRESS
 
 log = logging.getLogger("moorage.agent")
 
@@ -84,6 +88,9 @@ class MachineAgent:
         self.engine: EngineLink = self.deps.engine(self.paths)
         self.exit_requested = threading.Event()
         self.last_activity = time.monotonic()
+        self.image_version = ""
+        """The guest image's version, once the start found it (swarm node images)."""
+        self.clusters = ClusterManager(self)
 
     # ----- state -------------------------------------------------------
 
@@ -115,6 +122,7 @@ class MachineAgent:
         if ports is not None:
             status.ports = ports.active
             status.port_conflicts = ports.conflict_list()
+        status.clusters = [f"{c.name} ({c.state})" for c in self.clusters.listing().clusters]
         return status
 
     def status_now(self) -> Status:
@@ -261,6 +269,7 @@ class MachineAgent:
         self.events.emit(
             "ready", f"ready: docker engine {version} at {self.paths.docker_socket}", op="start"
         )
+        self.clusters.machine_ready(self.image_version)
 
     def _stop(self) -> None:
         # A VM can run only if we saw one or a record says one was booted: without
@@ -284,6 +293,7 @@ class MachineAgent:
 
     def _delete(self) -> None:
         self._stop_for_good("delete")
+        self.clusters.forget_all()
         for folder in (self.paths.state, self.paths.config_file.parent):
             shutil.rmtree(folder, ignore_errors=True)
         for item in self.paths.run.glob("*"):
@@ -300,6 +310,7 @@ class MachineAgent:
 
     def _reset(self) -> None:
         self._stop_for_good("reset")
+        self.clusters.forget_all()  # their nodes' data was on the disk
         self.paths.data_disk.unlink(missing_ok=True)
         self.events.emit(
             "done",
@@ -431,6 +442,7 @@ class MachineAgent:
             mounts.close()
         if guest is not None:
             guest.close()
+        self.clusters.machine_gone()
         self.engine.close()
 
     # ----- the engine and the clock ---------------------------------------
@@ -491,6 +503,19 @@ class MachineAgent:
     def use_context(self) -> None:
         self.deps.contexts.ensure(self.name, self.paths.docker_socket)
         self.deps.contexts.use(self.name)
+
+    def swarm(self, what: str, *, force: bool = False) -> SwarmInfo:
+        """The one-node swarm on the machine's engine: ``info``, ``init`` or ``leave``."""
+        if what != "info" and self.state() not in ("running", "degraded"):
+            raise SwarmError(f"machine {self.name!r} is {self.state()}", fix="`moorage start`")
+        engine = self.deps.engines(self.paths).machine
+        if what == "init":
+            return single.init(lambda: engine(60), USER_NET_ADDRESS.split("/")[0])
+        if what == "leave":
+            return single.leave(lambda: engine(60), force)
+        if self.state() not in ("running", "degraded"):
+            return SwarmInfo(state="inactive", error=f"machine {self.name!r} is {self.state()}")
+        return single.info(lambda: engine(10))
 
     def idle(self) -> bool:
         """Nothing to look after: no operation, and no VM of ours or orphaned."""

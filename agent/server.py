@@ -25,10 +25,16 @@ from moorage.agent.doctor import run as run_doctor
 from moorage.agent.machine import MachineAgent
 from moorage.api.schema import (
     API_VERSION,
+    CLUSTER_OPERATIONS,
     HTTP_STATUS,
     KEEPALIVE_SECONDS,
+    NODE_ACTIONS,
+    ClusterCreate,
+    ClusterLoad,
     ConfigWrite,
     ErrorBody,
+    NodeAdd,
+    Unlock,
     decode,
     error_body,
 )
@@ -120,6 +126,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._ok()
             elif route == ("GET", "/v1/doctor"):
                 self._ok(run_doctor(agent, kvm_only=query.get("kvm_only") == "1"))
+            elif url.path.startswith(("/v1/swarm", "/v1/clusters")):
+                self._swarm(method, url.path, query)
             else:
                 self._error(ErrorBody("not-found", f"no such endpoint: {method} {url.path}"))
         except MoorageError as exc:
@@ -139,6 +147,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_PUT(self) -> None:
         self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _swarm(self, method: str, path: str, query: dict[str, str]) -> None:
+        """The one-node swarm and the clusters (``/v1/swarm…``, ``/v1/clusters…``)."""
+        agent = self.server.agent
+        clusters = agent.clusters
+        parts = path.strip("/").split("/")[1:]  # after "v1"
+        match (method, parts):
+            case ("GET", ["swarm"]):
+                self._ok(agent.swarm("info"))
+            case ("POST", ["swarm", "init"]):
+                self._ok(agent.swarm("init"))
+            case ("POST", ["swarm", "leave"]):
+                self._ok(agent.swarm("leave", force=query.get("force") == "1"))
+            case ("GET", ["clusters"]):
+                self._ok({"clusters": [c.to_json() for c in clusters.listing().clusters]})
+            case ("POST", ["clusters"]):
+                body = decode(ClusterCreate, self._body())
+                self._ok(clusters.create(body.name, body.managers, body.workers,
+                                         body.fast_drills))  # fmt: skip
+            case ("GET", ["clusters", name]):
+                self._ok(clusters.status(name).to_json())
+            case ("DELETE", ["clusters", name]):
+                self._ok(clusters.request(name, "rm"))
+            case ("POST", ["clusters", name, op]) if op in CLUSTER_OPERATIONS:
+                self._ok(clusters.request(name, op))
+            case ("POST", ["clusters", name, "nodes"]):
+                self._ok(clusters.add(name, decode(NodeAdd, self._body()).role))
+            case ("POST", ["clusters", name, "nodes", node, action]) if action in NODE_ACTIONS:
+                self._ok(clusters.node_action(name, node, action).to_json())
+            case ("POST", ["clusters", name, "load"]):
+                self._ok(clusters.load(name, decode(ClusterLoad, self._body()).images))
+            case ("POST", ["clusters", name, "unlock"]):
+                unlock = decode(Unlock, self._body())
+                self._ok(clusters.unlock(name, unlock.key, unlock.node).to_json())
+            case _:
+                self._error(ErrorBody("not-found", f"no such endpoint: {method} {path}"))
 
     # ----- streams ---------------------------------------------------------
 

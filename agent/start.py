@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from moorage import config as config_mod
 from moorage.agent.sharing import SharingPlan, plan_sharing
-from moorage.agent.steps import Step, run_chain
 from moorage.api.schema import ForwardInfo
 from moorage.engine.context import context_name
 from moorage.engine.docker_socket import new_token
@@ -23,6 +22,7 @@ from moorage.engine.ssh import GuestAddress, write_known_hosts
 from moorage.errors import EngineError, MachineError, SharedFolderError
 from moorage.paths import private_dir
 from moorage.runtime import RuntimeRecord
+from moorage.steps import Step, run_chain
 from moorage.types import Forward
 from moorage.vm import disks, provision, virtiofs
 from moorage.vm.driver import Driver, VMState, guest_vcpus
@@ -131,6 +131,7 @@ class StartChain:
     def image(self) -> None:
         image_dir, manifest = self.agent.deps.image(self.cfg.image, self.agent.progress)
         self.found.image_dir, self.found.manifest = image_dir, manifest
+        self.agent.image_version = manifest.version
         self.agent.update(
             image=f"{manifest.recipe} {manifest.version}",
             engine_version=manifest.engine_version.split("+")[0],

@@ -32,6 +32,8 @@ from moorage.api.schema import (
     AgentBusy,
     AgentCrashed,
     AgentNotRunning,
+    ClusterList,
+    ClusterStatus,
     ConfigView,
     ConfigWrite,
     Doctor,
@@ -40,6 +42,7 @@ from moorage.api.schema import (
     Operation,
     ShellCommand,
     Status,
+    SwarmInfo,
     decode,
     ends,
     error_from_body,
@@ -192,6 +195,51 @@ class AgentClient:
         return decode(Doctor, self._request("GET", f"/v1/doctor?kvm_only={int(kvm_only)}",
                                             timeout=60))  # fmt: skip
 
+    # ----- swarm mode ----------------------------------------------------------
+
+    def swarm(self, action: str = "", *, force: bool = False) -> SwarmInfo:
+        """The one-node swarm: its info, or ``init`` / ``leave`` it."""
+        if not action:
+            return decode(SwarmInfo, self._request("GET", "/v1/swarm"))
+        query = f"?force={int(force)}" if action == "leave" else ""
+        return decode(SwarmInfo, self._request("POST", f"/v1/swarm/{action}{query}", timeout=90))
+
+    def clusters(self) -> ClusterList:
+        return decode(ClusterList, self._request("GET", "/v1/clusters"))
+
+    def cluster(self, name: str) -> ClusterStatus:
+        return decode(ClusterStatus, self._request("GET", f"/v1/clusters/{name}"))
+
+    def cluster_create(
+        self, name: str, managers: int, workers: int, *, fast_drills: bool
+    ) -> Accepted:
+        body = {"name": name, "managers": managers, "workers": workers, "fast_drills": fast_drills}
+        return decode(Accepted, self._request("POST", "/v1/clusters", body))
+
+    def cluster_request(self, name: str, op: str) -> Accepted:
+        """``start``, ``stop``, ``heal``, ``recover`` or ``rm``."""
+        if op == "rm":
+            return decode(Accepted, self._request("DELETE", f"/v1/clusters/{name}"))
+        return decode(Accepted, self._request("POST", f"/v1/clusters/{name}/{op}"))
+
+    def cluster_add(self, name: str, role: str) -> Accepted:
+        return decode(Accepted, self._request("POST", f"/v1/clusters/{name}/nodes", {"role": role}))
+
+    def node_action(self, name: str, node: str, action: str) -> ClusterStatus:
+        path = f"/v1/clusters/{name}/nodes/{node}/{action}"
+        return decode(ClusterStatus, self._request("POST", path, timeout=120))
+
+    def cluster_load(self, name: str, images: list[str]) -> Accepted:
+        return decode(
+            Accepted, self._request("POST", f"/v1/clusters/{name}/load", {"images": images})
+        )
+
+    def cluster_unlock(self, name: str, key: str, node: str | None = None) -> ClusterStatus:
+        body = {"key": key, "node": node}
+        return decode(
+            ClusterStatus, self._request("POST", f"/v1/clusters/{name}/unlock", body, timeout=60)
+        )
+
     # ----- streams -----------------------------------------------------------
 
     def events(self, since: int = 0) -> Iterator[Event]:
@@ -223,7 +271,7 @@ class AgentClient:
         stop cancelled) passes by like any event."""
         for event in self.events(accepted.since):
             yield event
-            if ends(accepted.op, event):
+            if ends(accepted.op, event, accepted.cluster):
                 return
 
     def engine_log(self, lines: int, follow: bool) -> Iterator[str]:

@@ -46,6 +46,7 @@ from moorage.errors import (
     ImageError,
     MachineError,
     MoorageError,
+    SwarmError,
     UnsupportedOperation,
 )
 from moorage.types import Forward
@@ -58,9 +59,47 @@ KEEPALIVE_SECONDS = 5.0
 quiet agent from a hung one."""
 
 State = Literal["starting", "running", "degraded", "stopping", "stopped", "crashed"]
-EventKind = Literal["state", "phase", "progress", "ready", "done", "warning", "error", "forward"]
+EventKind = Literal[
+    "state", "phase", "progress", "ready", "done", "warning", "error", "forward", "cluster"
+]
 ForwardChange = Literal["added", "removed", "conflict", "resolved"]
-Operation = Literal["start", "stop", "restart", "delete", "reset"]
+Operation = Literal[
+    "start",
+    "stop",
+    "restart",
+    "delete",
+    "reset",
+    "cluster-create",
+    "cluster-start",
+    "cluster-stop",
+    "cluster-rm",
+    "cluster-add",
+    "cluster-heal",
+    "cluster-recover",
+    "cluster-load",
+]
+"""The machine's operations (one at a time), then a cluster's (one at a time per
+cluster, while the machine runs; their events carry ``cluster``)."""
+CLUSTER_OPERATIONS = ("start", "stop", "heal", "recover")
+"""``POST /v1/clusters/NAME/OP`` for these; each is ``cluster-OP``."""
+NODE_ACTIONS = (
+    "drain",
+    "pause",
+    "activate",
+    "promote",
+    "demote",
+    "stop",
+    "start",
+    "rm",
+    "kill",
+    "freeze",
+    "partition",
+)
+"""``POST /v1/clusters/NAME/nodes/NODE/ACTION``: the swarm's own node operations
+(availability, role), the node's container (stop, start, rm), and the fault drills:
+``kill`` is a power cut, ``freeze`` a hung machine (its processes paused),
+``partition`` a pulled cable (off the cluster network, still running)."""
+ClusterState = Literal["creating", "running", "degraded", "no-quorum", "stopped", "unknown"]
 PHASES = ("host", "image", "vm", "kernel", "engine", "forwarders")
 
 ErrorCode = Literal[
@@ -75,6 +114,7 @@ ErrorCode = Literal[
     "not-found",  # no such route
     "vm-crashed",  # the VM stopped without being asked to
     "cancelled",  # a stop cancelled the start
+    "swarm",  # a swarm or cluster operation failed, or is not possible now
 ]
 """Stable error codes: clients branch on these, never on message text."""
 
@@ -90,6 +130,7 @@ WarningCode = Literal[
     "context",  # the docker context could not be made
     "poweroff",  # the guest did not power off in time; stopped hard
     "engine",  # the engine stopped answering
+    "cluster",  # a cluster could not be brought back after the machine started
 ]
 
 
@@ -156,7 +197,11 @@ class Event:
       failure outside one (a crash: ``code = "vm-crashed"``);
     - ``state`` reports a state change (``state``);
     - ``warning`` has a stable ``code`` (``WarningCode``);
-    - ``forward`` reports a published port's forward (``change``, ``forward``).
+    - ``forward`` reports a published port's forward (``change``, ``forward``);
+    - ``cluster`` reports what the agent saw change in a cluster (``cluster``, and
+      ``node`` when it is about one: "c1-w1: down").
+
+    Events of a cluster's operations carry ``cluster`` too.
     """
 
     id: int
@@ -169,6 +214,8 @@ class Event:
     fix: str | None = None
     change: ForwardChange | None = None
     forward: ForwardInfo | None = None
+    cluster: str | None = None
+    node: str | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -206,6 +253,8 @@ class Status:
     """The mechanism that shares host folders (``virtiofs``), or None when none are."""
     shared_folders: list[str] = field(default_factory=list)
     """Host folders mounted in the guest at the same path."""
+    clusters: list[str] = field(default_factory=list)
+    """The machine's swarm clusters and their states, e.g. ``c1 (running)``."""
     warnings: list[str] = field(default_factory=list)
     error: str | None = None
     error_code: str | None = None
@@ -235,6 +284,9 @@ class Accepted:
 
     since: int
     op: Operation | None = None
+    cluster: str | None = None
+    refs: list[str] = field(default_factory=list)
+    """For ``cluster-load``: the reference each image has on every node, for services."""
 
 
 @dataclass(frozen=True)
@@ -279,14 +331,136 @@ class Doctor:
     checks: list[Check] = field(default_factory=list)
 
 
-def ends(op: Operation | None, event: Event) -> bool:
-    """Whether ``event`` ends operation ``op``: its ``error``; ``ready`` for a start or
-    a restart; ``done`` for the others. An operation's own parts say ``done`` too (the
-    stop inside a delete), under their own ``op``, and do not end it."""
+@dataclass(frozen=True)
+class NodeInfo:
+    """One node of a cluster: what moorage did to it, and what the swarm sees.
+
+    ``container`` is the node's container in the machine's engine (``running``,
+    ``paused``, ``exited``, ``created``, ``missing``); ``drill`` what a fault drill did
+    to it until ``heal`` (``killed``, ``frozen``, ``partitioned``); ``stopped`` means
+    the user stopped it. The rest is the swarm's own view, in its own words, from a
+    manager (None when no manager answers): ``state`` (``ready``, ``down``,
+    ``unknown``, ``disconnected``), ``availability`` (``active``, ``pause``,
+    ``drain``), ``manager`` (``leader``, ``reachable``, ``unreachable``; managers only).
+    """
+
+    name: str
+    role: str
+    address: str
+    container: str
+    drill: str | None = None
+    stopped: bool = False
+    state: str | None = None
+    availability: str | None = None
+    manager: str | None = None
+    leader: bool = False
+    engine_version: str | None = None
+    socket: str | None = None
+    """The node's own engine on the host (``docker -H unix://SOCKET``), user-only."""
+
+
+@dataclass
+class ClusterStatus:
+    """``GET /v1/clusters/NAME``: a local multi-node swarm in the machine's VM.
+
+    ``quorum`` is whether a manager answered with a leader; without it ``problem``
+    names the managers that are gone and ``fix`` the command that recovers.
+    ``context`` is the docker context whose socket (``socket``) reaches whichever
+    manager answers; ``ports`` are the routing-mesh ports of its services forwarded
+    on the host, each through any live node."""
+
+    name: str
+    machine: str
+    state: ClusterState = "unknown"
+    context: str | None = None
+    socket: str | None = None
+    nodes: list[NodeInfo] = field(default_factory=list)
+    quorum: bool = False
+    problem: str | None = None
+    fix: str | None = None
+    fast_drills: bool = False
+    heartbeat_s: float = 5.0
+    election_tick: int = 10
+    down_after_s: float = 15.0
+    ports: list[str] = field(default_factory=list)
+    port_conflicts: list[str] = field(default_factory=list)
+    operation: Operation | None = None
+    created: float = 0.0
+    api: int = API_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ClusterList:
+    """``GET /v1/clusters``."""
+
+    clusters: list[ClusterStatus] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ClusterCreate:
+    """``POST /v1/clusters``: ``fast_drills`` shortens the dispatcher heartbeat, so a
+    killed node is Down in seconds rather than 15 s (docs/swarm.md)."""
+
+    name: str
+    managers: int = 3
+    workers: int = 2
+    fast_drills: bool = False
+
+
+@dataclass(frozen=True)
+class NodeAdd:
+    """``POST /v1/clusters/NAME/nodes``: ``role`` is ``manager`` or ``worker``."""
+
+    role: str = "worker"
+
+
+@dataclass(frozen=True)
+class ClusterLoad:
+    """``POST /v1/clusters/NAME/load``: images of the machine's engine to load into
+    every node (no registry is needed)."""
+
+    images: list[str]
+
+
+@dataclass(frozen=True)
+class Unlock:
+    """``POST /v1/clusters/NAME/unlock``: the autolock key, for one locked manager (or
+    every locked node when ``node`` is None). Never logged."""
+
+    key: str
+    node: str | None = None
+
+
+@dataclass(frozen=True)
+class SwarmInfo:
+    """``GET /v1/swarm``: the one-node swarm on the machine's own engine.
+
+    ``state`` is the engine's ``LocalNodeState``: ``inactive``, ``pending``,
+    ``active``, ``error`` or ``locked``."""
+
+    state: str
+    node_id: str | None = None
+    address: str | None = None
+    managers: int = 0
+    nodes: int = 0
+    services: int = 0
+    error: str | None = None
+
+
+def ends(op: Operation | None, event: Event, cluster: str | None = None) -> bool:
+    """Whether ``event`` ends operation ``op`` (of ``cluster``, for a cluster's): its
+    ``error``; ``ready`` for a start or a restart; ``done`` for the others. An
+    operation's own parts say ``done`` too (the stop inside a delete), under their own
+    ``op``, and do not end it."""
+    if event.cluster != cluster:
+        return False
     if event.kind == "error":
         return event.op == op
     if event.kind == "ready":
-        return op in ("start", "restart")
+        return op in ("start", "restart") and cluster is None
     return event.kind == "done" and event.op == op
 
 
@@ -357,10 +531,58 @@ ROUTES: tuple[Route, ...] = (
         None,
         "Doctor",
     ),
+    Route("GET", "/v1/swarm", "The one-node swarm on the machine's engine.", None, "SwarmInfo"),
+    Route(
+        "POST", "/v1/swarm/init", "Make the machine's engine a one-node swarm.", None, "SwarmInfo"
+    ),
+    Route("POST", "/v1/swarm/leave?force=0|1", "Leave the one-node swarm.", None, "SwarmInfo"),
+    Route("GET", "/v1/clusters", "Every cluster of the machine.", None, "ClusterList"),
+    Route(
+        "POST",
+        "/v1/clusters",
+        "Create a cluster: node image, network, nodes, engines, init, joins.",
+        "ClusterCreate",
+        "Accepted",
+    ),
+    Route("GET", "/v1/clusters/NAME", "A cluster, checked live.", None, "ClusterStatus"),
+    Route(
+        "DELETE",
+        "/v1/clusters/NAME",
+        "Remove a cluster: its nodes, their data, its network, sockets and context.",
+        None,
+        "Accepted",
+    ),
+    Route(
+        "POST",
+        "/v1/clusters/NAME/OP",
+        "OP is start, stop, heal (undo drills: unfreeze, reconnect, start killed nodes) or "
+        "recover (a new cluster from a surviving manager, the lost managers joined again).",
+        None,
+        "Accepted",
+    ),
+    Route("POST", "/v1/clusters/NAME/nodes", "Add a node.", "NodeAdd", "Accepted"),
+    Route(
+        "POST",
+        "/v1/clusters/NAME/nodes/NODE/ACTION",
+        "ACTION is one of " + ", ".join(NODE_ACTIONS) + ".",
+        None,
+        "ClusterStatus",
+    ),
+    Route(
+        "POST",
+        "/v1/clusters/NAME/load",
+        "Load images of the machine's engine into every node.",
+        "ClusterLoad",
+        "Accepted",
+    ),
+    Route(
+        "POST", "/v1/clusters/NAME/unlock", "Unlock autolocked managers.", "Unlock", "ClusterStatus"
+    ),
 )
 
 BODIES: tuple[type, ...] = (Status, Event, ForwardInfo, ErrorBody, Accepted, ConfigView)
-BODIES += (ConfigWrite, ShellCommand, Doctor, Check)
+BODIES += (ConfigWrite, ShellCommand, Doctor, Check, SwarmInfo, ClusterList, ClusterStatus)
+BODIES += (NodeInfo, ClusterCreate, NodeAdd, ClusterLoad, Unlock)
 
 
 # ----- errors ------------------------------------------------------------------
@@ -400,9 +622,10 @@ _CODES: tuple[tuple[type[MoorageError], str], ...] = (
     (OperationRunning, "busy"),
     (MachineError, "machine"),
     (EngineError, "engine"),
+    (SwarmError, "swarm"),
     (AgentError, "agent"),
 )
-HTTP_STATUS = {"config": 400, "not-found": 404, "busy": 409, "unsupported": 501}
+HTTP_STATUS = {"config": 400, "not-found": 404, "busy": 409, "unsupported": 501, "swarm": 409}
 
 
 def error_body(exc: MoorageError) -> ErrorBody:
@@ -460,6 +683,10 @@ def markdown() -> str:
     lines.append("Event kinds: " + ", ".join(f"`{k}`" for k in get_args(EventKind)) + ".")
     lines.append("")
     lines.append("States: " + ", ".join(f"`{s}`" for s in get_args(State)) + ".")
+    lines.append("")
+    lines.append("Cluster states: " + ", ".join(f"`{s}`" for s in get_args(ClusterState)) + ".")
+    lines.append("")
+    lines.append("Operations: " + ", ".join(f"`{o}`" for o in get_args(Operation)) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -7,6 +7,7 @@
     │   ├── ImageError           building, fetching or verifying a guest image
     │   └── UnsupportedOperation a driver cannot do what was asked
     ├── EngineError              the Docker engine in the VM and the ways to reach it
+    ├── SwarmError               swarm mode: the one-node swarm and local clusters
     └── AgentError               the host agent or its control API
 
 Library errors (libvirt, docker, OSError, ssh's exit status) are translated at the
@@ -59,6 +60,10 @@ class UnsupportedOperation(MachineError):
 
 class EngineError(MoorageError):
     """The Docker engine in the VM, or the path to it, failed."""
+
+
+class SwarmError(MoorageError):
+    """A swarm or cluster operation failed, or a cluster cannot do what was asked."""
 
 
 class AgentError(MoorageError):

@@ -160,6 +160,19 @@ class MachinePaths:
     def agent_pid(self) -> Path:
         return self.run / "agent.pid"
 
+    @property
+    def clusters(self) -> Path:
+        """The records of the machine's swarm clusters (``swarm/record.py``)."""
+        return self.state / "clusters"
+
+    def cluster_socket(self, cluster: str) -> Path:
+        """A cluster's engine on the host: whichever manager answers."""
+        return self.run / "clusters" / f"{cluster}.sock"
+
+    def node_socket(self, node: str) -> Path:
+        """One swarm node's own engine on the host."""
+        return self.run / "nodes" / f"{node}.sock"
+
 
 def private_dir(path: Path) -> Path:
     """Create ``path`` readable by the user alone: sockets and keys live in such folders."""

@@ -11,89 +11,22 @@ from __future__ import annotations
 
 import os
 import sys
-import time
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 
 from moorage import __version__
 from moorage import config as config_mod
 from moorage.api.client import AgentClient, machines
-from moorage.api.schema import Event, Operation
-from moorage.errors import MoorageError
+from moorage.api.schema import Operation
+from moorage.cli.common import console, friendly, machine_option, run_op
+from moorage.cli.swarm import cluster, swarm
 from moorage.paths import MachinePaths, check_machine_name
-
-console = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def friendly(fn: F) -> F:
-    """Show a MoorageError as its message and exit 1: people get the fix, not a traceback."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except MoorageError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            sys.exit(1)
-        except KeyboardInterrupt:
-            err.print("interrupted")
-            sys.exit(130)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def machine_option(fn: F) -> F:
-    return click.option(
-        "-m",
-        "--machine",
-        default=lambda: os.environ.get("MOORAGE_MACHINE", "default"),
-        show_default="default",
-        help="Which machine (profile).",
-    )(fn)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="moorage")
 def main() -> None:
     """A local Linux VM running the real Docker engine, for the host's own docker CLI."""
-
-
-def _show(event: Event, elapsed: str, spinner: Any) -> None:
-    if event.kind == "phase":
-        console.print(f"{elapsed} [bold]{event.phase}[/bold]: {event.message}")
-        spinner.update(event.message)
-    elif event.kind == "progress":
-        spinner.update(f"{event.phase or ''}: {event.message[:100]}")
-        # An image build says hundreds of lines: show its steps, spin the rest.
-        if event.phase != "image" or event.message.startswith(("step", "image ready")):
-            console.print(f"{elapsed}   [dim]{event.message[:160]}[/dim]")
-    elif event.kind == "warning" or (event.kind == "forward" and event.change == "conflict"):
-        console.print(f"{elapsed} [yellow]warning:[/yellow] {event.message}")
-    elif event.kind == "error":
-        console.print(f"{elapsed} [red]error:[/red] {event.message}")
-        if event.fix:
-            console.print(f"{' ' * len('  0.0s')}   fix: {event.fix}")
-    elif event.kind in ("ready", "done"):
-        console.print(f"{elapsed} [green]{event.message}[/green]")
-
-
-def _run(client: AgentClient, op: Operation) -> None:
-    """Ask for ``op`` and print its events until it ends; exit 1 if it failed."""
-    accepted = client.request(op)
-    started = time.monotonic()
-    failed = False
-    with console.status("", spinner="dots") as spinner:
-        for event in client.follow(accepted):
-            _show(event, f"[dim]{time.monotonic() - started:6.1f}s[/dim]", spinner)
-            failed = event.kind == "error" and event.op == accepted.op
-    if failed:
-        sys.exit(1)
 
 
 @main.command()
@@ -108,7 +41,7 @@ def start(machine: str) -> None:
         path.write_text(config_mod.template(config_mod.HostFacts.read()))
     client = AgentClient(name)
     client.spawn()
-    _run(client, "start")
+    run_op(client, "start")
     status = client.status()
     if status.docker_context:
         console.print(
@@ -138,7 +71,7 @@ def stop(machine: str) -> None:
     if client is None:
         console.print(f"machine {name!r} is not running")
         return
-    _run(client, "stop")
+    run_op(client, "stop")
     client.wait_gone()
 
 
@@ -149,7 +82,7 @@ def restart(machine: str) -> None:
     """Stop, then start: picks up config changes."""
     client = AgentClient(check_machine_name(machine))
     client.spawn()
-    _run(client, "restart")
+    run_op(client, "restart")
 
 
 @main.command()
@@ -248,7 +181,7 @@ def _erase(machine: str, yes: bool, op: Operation, question: str) -> None:
     _confirm(question.format(name=name), yes)
     client = AgentClient(name)
     client.spawn()
-    _run(client, op)
+    run_op(client, op)
     client.wait_gone()
 
 
@@ -355,6 +288,9 @@ def doctor(machine: str, kvm_only: bool) -> None:
         if check.fix and not check.ok:
             console.print(f"{'':8}    fix: {check.fix}")
 
+
+main.add_command(swarm)
+main.add_command(cluster)
 
 if __name__ == "__main__":
     main()

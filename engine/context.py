@@ -18,6 +18,11 @@ def context_name(machine: str) -> str:
     return "moorage" if machine == "default" else f"moorage-{machine}"
 
 
+def cluster_context_name(machine: str, cluster: str) -> str:
+    """``moorage-cluster-NAME`` (``moorage-MACHINE-cluster-NAME`` for other machines)."""
+    return f"{context_name(machine)}-cluster-{cluster}"
+
+
 def _docker(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
 
@@ -28,11 +33,15 @@ def available() -> bool:
 
 def ensure(machine: str, socket: Path) -> bool:
     """Create or update the context; False when there is no docker CLI."""
+    return ensure_named(context_name(machine), socket, f"moorage machine {machine!r}")
+
+
+def ensure_named(name: str, socket: Path, desc: str) -> bool:
+    """Create or update context ``name`` for the engine at ``socket``; False when there
+    is no docker CLI."""
     if not available():
         return False
-    name = context_name(machine)
     host = f"host=unix://{socket}"
-    desc = f"moorage machine {machine!r}"
     exists = _docker("context", "inspect", name).returncode == 0
     verb = "update" if exists else "create"
     proc = _docker("context", verb, name, "--description", desc, "--docker", host)
@@ -53,5 +62,9 @@ def use(machine: str) -> None:
 
 
 def remove(machine: str) -> None:
+    remove_named(context_name(machine))
+
+
+def remove_named(name: str) -> None:
     if available():
-        _docker("context", "rm", "--force", context_name(machine))
+        _docker("context", "rm", "--force", name)

@@ -22,6 +22,7 @@ from typing import Literal
 import docker
 
 from moorage.engine import ports
+from moorage.engine.docker_api import api_client
 from moorage.errors import MoorageError
 from moorage.types import Forward
 
@@ -88,7 +89,7 @@ class PortWatcher:
     def _follow(self) -> None:
         while not self._stop.is_set():
             try:
-                self._client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=None)
+                self._client = api_client(self._socket, timeout=None)
                 events = self._client.events(
                     decode=True, filters={"type": ["container", "service"]}
                 )
@@ -109,17 +110,19 @@ class PortWatcher:
         # One reconcile at a time, asking and acting under one lock: a slower one that
         # asked earlier must not undo what a later one did.
         with self._lock:
-            client = docker.APIClient(base_url=f"unix://{self._socket}", timeout=30)
+            client = api_client(self._socket, timeout=30)
             try:
                 found = ports.published(client.containers())
                 try:
-                    if client.info().get("Swarm", {}).get("ControlAvailable"):
-                        found |= ports.published_by_services(client.services())
+                    # Asked without looking at /info first, which costs the guest a
+                    # runc run: an engine that is no swarm manager answers 503.
+                    found |= ports.published_by_services(client.services())
                 except docker.errors.APIError as exc:
-                    # Seen after `docker swarm leave --force`: info still said "manager"
-                    # while /services answered 500 for minutes. Containers' ports must
-                    # not wait for the swarm to settle; services' come back when it does.
-                    log.warning("the engine does not list its services (%s)", exc)
+                    # Seen after `docker swarm leave --force`: /services answered 500
+                    # for minutes. Containers' ports must not wait for the swarm to
+                    # settle; services' come back when it does.
+                    if exc.status_code != 503:
+                        log.warning("the engine does not list its services (%s)", exc)
                 wanted = ports.desired(found, expose=self._expose)
             finally:
                 client.close()

@@ -417,9 +417,18 @@ class FakeContexts(Knobs):
         self.contexts[machine] = socket
         return True
 
+    def ensure_named(self, name: str, socket: Path, desc: str) -> bool:
+        self._call("ensure")
+        self.contexts[name] = socket
+        return True
+
     def use(self, machine: str) -> None:
         self._call("use")
         self.current = machine
+
+    def remove_named(self, name: str) -> None:
+        self._call("remove")
+        self.contexts.pop(name, None)
 
     def remove(self, machine: str) -> None:
         self._call("remove")

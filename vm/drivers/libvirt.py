@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +41,8 @@ FEATURES = DriverFeatures(
     ),
 )
 T = TypeVar("T")
+GONE_TIMEOUT = 10.0
+"""How long a start waits for a shut-off domain to be undefined."""
 
 
 def default_uri() -> str:
@@ -194,6 +197,12 @@ class LibvirtDriver(MonitorForwards):
     def start(self, spec: MachineSpec) -> None:
         if self.state(spec.name) is VMState.RUNNING:
             raise MachineError(f"a VM named {spec.name!r} is already running")
+        # A transient domain that just powered off is shut off, yet still defined while
+        # libvirt tears it down: a restart at once was refused with "domain already
+        # exists". Give the tear-down a moment.
+        deadline = time.monotonic() + GONE_TIMEOUT
+        while self._domain(spec.name) is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
         emulator = require_qemu()
         xml = domain_xml(spec, emulator, run_as_owner=self.uri.endswith("/system"))
         conn = self._connect()

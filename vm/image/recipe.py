@@ -37,6 +37,7 @@ GUEST_FILES = (
     "virtiofs-guard.pl",
     "shutdown.sh",
     "sshd_config",
+    "swarm-node.sh",
 )
 GUEST_LIB = "usr/lib/moorage"
 

@@ -81,6 +81,16 @@ if [ -n "${host_nic:-}" ]; then
 fi
 say "network"
 
+# Swarm mode, on the machine's engine and in cluster nodes, which cannot load
+# modules themselves: IPVS for the routing mesh, VXLAN for overlay networks,
+# xfrm and ESP for encrypted overlays, br_netfilter between nodes on a bridge.
+# Many nodes each watch many files.
+for m in ip_vs ip_vs_rr ip_vs_wrr ip_vs_sh xt_ipvs vxlan xfrm_user esp4 br_netfilter; do
+    modprobe "$m" 2>/dev/null || say "warning: kernel module $m is missing: swarm clusters may fail"
+done
+sysctl -qw fs.inotify.max_user_instances=8192 fs.inotify.max_user_watches=524288
+mkdir -p -m 700 /run/moorage-nodes
+
 # SSH: the host made both the host key and the authorized key, so the host
 # can pin the guest's identity before it ever connects.
 mkdir -p /run/sshd
