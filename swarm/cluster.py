@@ -129,8 +129,9 @@ def create_node(ctx: Context, node: NodeSpec, image: str) -> None:
         m.start(node.name)
 
 
-def wait_engines(ctx: Context, nodes: Sequence[NodeSpec], timeout: float = ENGINE_TIMEOUT) -> None:
+def wait_engines(ctx: Context, nodes: Sequence[NodeSpec]) -> None:
     """Until each node's engine answers ``/_ping`` through its host socket."""
+    timeout = ENGINE_TIMEOUT
     began = time.monotonic()
     waiting = {n.name for n in nodes}
     last_error: dict[str, str] = {}

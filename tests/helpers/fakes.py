@@ -31,6 +31,7 @@ from moorage.vm.accel import AccelChoice
 from moorage.vm.driver import DriverFeatures, MachineSpec, VMState
 from moorage.vm.image.manifest import Manifest
 from moorage.vm.spec import DATA_SERIAL
+from tests.helpers.fake_swarm import FakeClusterSockets, FakeSwarm
 from tests.helpers.images import write_image
 
 BOOT_LINES = (
@@ -239,6 +240,9 @@ class FakeGuest(Knobs):
         if command.startswith("date -u -s"):
             self.guests.clock_offset = 0.0
             return 0, ""
+        if "docker import" in command and self.guests.on_import is not None:
+            self.guests.on_import(command)
+            return 0, "sha256:0"
         if "poweroff" in command:
             gate = self.guests.poweroff_gate
             if gate is not None:
@@ -269,6 +273,8 @@ class FakeGuests:
         """When set, ``connect`` waits for this (or for its caller to give up) first."""
         self.link_dead = False
         """Every guest's ``alive()`` answers False."""
+        self.on_import: Callable[[str], None] | None = None
+        """Told of a ``docker import`` command (the swarm node image)."""
         self.engine_up = True
         self.poweroff_works = True
         self.poweroff_gate: threading.Event | None = None
@@ -460,9 +466,12 @@ class Fakes:
     sftp_found: bool = False
     image_fail: BaseException | None = None
     mounts: list[FakeMounts] = field(default_factory=list)
+    swarm: FakeSwarm = field(default_factory=FakeSwarm)
+    cluster_sockets: FakeClusterSockets = field(default_factory=FakeClusterSockets)
 
     def __post_init__(self) -> None:
         self.guests = FakeGuests(self.driver)
+        self.guests.on_import = self.swarm.import_image
 
 
 def fake_deps(fakes: Fakes) -> Deps:
@@ -495,6 +504,8 @@ def fake_deps(fakes: Fakes) -> Deps:
         contexts=fakes.contexts,
         virtiofsd_found=lambda: fakes.virtiofsd_found,
         sftp_found=lambda: fakes.sftp_found,
+        engines=fakes.swarm.engines,
+        cluster_sockets=fakes.cluster_sockets,
     )
 
 
