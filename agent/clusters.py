@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("moorage.agent")
 
 WATCH_EVERY = 3.0
+AVAILABILITY = {"drain": "drain", "pause": "pause", "activate": "active"}
+"""Node actions and the swarm's words for the availability each sets."""
 QUORUM_WAIT = 120.0
 
 
@@ -412,7 +414,7 @@ class ClusterManager:
         ctx = self._ctx(c)
         if action in ("drain", "pause", "activate"):
             manager = self._live_manager(c)
-            ops.update_node(ctx, manager.name, node.name, availability=action)
+            ops.update_node(ctx, manager.name, node.name, availability=AVAILABILITY[action])
         elif action in ("promote", "demote"):
             manager = self._live_manager(c)
             ops.update_node(

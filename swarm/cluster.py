@@ -274,11 +274,13 @@ def create_steps(ctx: Context, record: ClusterRecord, save: Callable[[], None]) 
         record.image = image[0]
         save()
 
+    def make_node(node: NodeSpec) -> None:
+        ctx.check_cancel()
+        create_node(ctx, node, image[0])
+        ctx.report(f"{node.name}: container started at {node.address}")
+
     def make_nodes() -> None:
-        for node in nodes:
-            ctx.check_cancel()
-            create_node(ctx, node, image[0])
-            ctx.report(f"{node.name}: container started at {node.address}")
+        parallel([lambda n=n: make_node(n) for n in nodes])  # type: ignore[misc]
 
     def join_managers() -> None:
         for node in managers:

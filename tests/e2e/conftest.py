@@ -141,13 +141,17 @@ def unique(name: str) -> str:
     return f"{name}-{os.getpid() % 100000}"
 
 
-def _start(name: str, home: Path, driver: str | None = None, extra: str = "") -> Machine:
+def _start(
+    name: str, home: Path, driver: str | None = None, extra: str = "", memory_gib: float = 2
+) -> Machine:
     env = {**os.environ, "MOORAGE_HOME": str(home), "MOORAGE_CACHE": str(cache_dir())}
     env.pop("DOCKER_HOST", None)
     config = home / "config" / "machines" / name / "config.toml"
     config.parent.mkdir(parents=True)
     config.write_text(
-        "cpus = 2\nmemory_gib = 2\n" + (f'driver = "{driver}"\n' if driver else "") + extra
+        f"cpus = 2\nmemory_gib = {memory_gib:g}\n"
+        + (f'driver = "{driver}"\n' if driver else "")
+        + extra
     )
     m = Machine(name, env, home / "run" / name / "docker.sock")
     started = time.monotonic()

@@ -364,8 +364,11 @@ def test_busy_host_port_is_reported_and_forwarded_once_free(machine: Machine) ->
         machine.docker("rm", "-f", cid_s)
 
 
-def test_swarm_service_port_reaches_the_routing_mesh(machine: Machine) -> None:
-    machine.docker("swarm", "init", "--advertise-addr", "10.0.2.15")
+def test_one_node_swarm_service_port_reaches_the_routing_mesh(machine: Machine) -> None:
+    init = machine.moorage("swarm", "init").stdout
+    assert "swarm active" in init
+    status = json.loads(machine.moorage("swarm", "status", "--json").stdout)
+    assert status["state"] == "active" and status["managers"] == 1
     try:
         machine.docker(
             "service", "create", "--detach", "--name", "web", "-p", "18082:80", TEST_IMAGE,
@@ -374,8 +377,10 @@ def test_swarm_service_port_reaches_the_routing_mesh(machine: Machine) -> None:
         assert _http_get(18082, timeout=180).strip() == "hello-port"
         machine.docker("service", "rm", "web")
         _wait(lambda: _host_port_free(18082), 60, "the forward's removal after service rm")
+        refused = machine.moorage("swarm", "leave", check=False)
+        assert refused.returncode == 1 and "--force" in refused.stderr + refused.stdout
     finally:
-        machine.docker("swarm", "leave", "--force", check=False)
+        machine.moorage("swarm", "leave", "--force", check=False)
 
 
 def test_start_is_idempotent(machine: Machine) -> None:

@@ -271,6 +271,8 @@ class Node:
 
     def update_node(self, node_id: str, version: int, spec: dict[str, Any]) -> None:
         self._manager_with_quorum()
+        if spec["Availability"] not in ("active", "pause", "drain"):
+            raise _api_error(400, f"invalid Availability: {spec['Availability']!r}")
         for name, m in self.s.members.items():
             if m.id == node_id:
                 m.role, m.availability = spec["Role"], spec["Availability"]

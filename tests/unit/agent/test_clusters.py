@@ -193,6 +193,8 @@ def test_node_operations_use_the_swarms_own_words(agent: MachineAgent, machine: 
     make(agent)
     nodes = by_name(agent.clusters.node_action("c1", "c1-w1", "drain"))
     assert nodes["c1-w1"].availability == "drain"  # type: ignore[attr-defined]
+    nodes = by_name(agent.clusters.node_action("c1", "c1-w1", "activate"))
+    assert nodes["c1-w1"].availability == "active"  # type: ignore[attr-defined]
     nodes = by_name(agent.clusters.node_action("c1", "c1-w2", "promote"))
     assert nodes["c1-w2"].role == "manager" and nodes["c1-w2"].manager == "reachable"  # type: ignore[attr-defined]
     nodes = by_name(agent.clusters.node_action("c1", "c1-w1", "stop"))
