@@ -3,8 +3,7 @@
 The file sits in moorage's config folder beside ``machines/`` (``paths.update_config_file``,
 under ``MOORAGE_HOME`` like every other file) because every machine runs the same
 moorage. Each key is a ``config.Option``, so the things that show or enforce it cannot
-disagree: ``validate`` reports every problem at once, ``template`` writes the commented
-file, ``markdown_table`` renders the README's table and ``schema_json`` hands the schema
+disagree: ``validate`` reports every problem at once, ``markdown_table`` renders the README's table and ``schema_json`` hands the schema
 to the agent's API for a settings dialog.
 
 Keys left out follow their defaults; ``url`` and ``root`` default to what the build
@@ -32,8 +31,8 @@ CHANNELS = ("stable", "beta")
 
 
 def _url(value: str, _host: HostFacts) -> str | None:
-    if value and not value.startswith(("http://", "https://", "file://")):
-        return "must be an http://, https:// or file:// URL (or empty for the shipped one)"
+    if value and not value.startswith(("http://", "https://")):
+        return "must be an http:// or https:// URL (or empty for the shipped one)"
     return None
 
 
@@ -52,7 +51,7 @@ OPTIONS: tuple[Option, ...] = (
         "this build ships.",
         _url,
         default_text="the shipped one",
-        allowed_text="an `http(s)://` or `file://` URL",
+        allowed_text="an `http(s)://` URL",
     ),
     Option(
         "channel",
@@ -137,17 +136,6 @@ def validate(raw: Mapping[str, Any], source: str) -> UpdateSettings:
 
 def load(path: Path) -> UpdateSettings:
     return validate(read_file(path), str(path))
-
-
-def template() -> str:
-    """The commented file, every key at its default."""
-    lines = ["# moorage update settings (app-wide).", ""]
-    for option in OPTIONS:
-        lines.append(f"# {option.description}")
-        lines.append(f"# Allowed: {option.allowed()}.")
-        lines.append(f"# {option.key} = {tomli_w.dumps({'v': option.default(_HOST)})[4:].strip()}")
-        lines.append("")
-    return "\n".join(lines)
 
 
 def schema_json() -> list[dict[str, Any]]:

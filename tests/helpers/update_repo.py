@@ -92,7 +92,7 @@ def serve(folder: Path) -> Iterator[tuple[str, ServerKnobs]]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), make)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", knobs
