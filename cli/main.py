@@ -20,6 +20,7 @@ from moorage.api.client import AgentClient, machines
 from moorage.api.schema import Operation
 from moorage.cli.common import console, friendly, machine_option, run_op
 from moorage.cli.swarm import cluster, swarm
+from moorage.cli.updates import update
 from moorage.paths import MachinePaths, check_machine_name
 
 
@@ -291,6 +292,7 @@ def doctor(machine: str, kvm_only: bool) -> None:
 
 main.add_command(swarm)
 main.add_command(cluster)
+main.add_command(update)
 
 if __name__ == "__main__":
     main()

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from moorage import __version__
 from moorage import update_settings as settings_mod
-from moorage.errors import UpdateError
+from moorage.errors import MoorageError, UpdateError
 from moorage.installers import guest
 from moorage.installers.client import UpdateClient, UpdateOffline, source
 from moorage.installers.plan import Installed, Offer, Part, plan
@@ -172,16 +172,18 @@ class Updates:
 
     def check(self, *, allow_downgrade: bool = False) -> Offer:
         """Ask the channel what it has (verified by TUF), and what of it is for us."""
-        settings = self.settings()
-        client = self._client()
+        client: UpdateClient | None = None
         try:
+            settings = self.settings()
+            client = self._client()
             index = client.index(settings.channel)
-        except UpdateError as exc:
+        except MoorageError as exc:
             with self._changing() as state:
                 state.last_check, state.last_error = time.time(), exc.message
             raise
         finally:
-            client.close()
+            if client is not None:
+                client.close()
         sel = selection.load(self.recipe)
         offer = plan(index, self.installed(), allow_downgrade=allow_downgrade,
                      skip=self.state().skip, failed_guests=frozenset(sel.failed))  # fmt: skip
