@@ -234,7 +234,9 @@ class FakeGuest(Knobs):
             raise
         self.commands.append(command)
         if "_ping" in command:
-            return (0, "OK") if self.guests.engine_up else (7, "")
+            spec = self.guests.driver.specs.get(self.addr.machine)
+            broken = spec is not None and spec.kernel.parent in self.guests.broken_images
+            return (0, "OK") if self.guests.engine_up and not broken else (7, "")
         if command.startswith("date +%s"):
             return 0, f"{time.time() + self.guests.clock_offset:.6f}\n"
         if command.startswith("date -u -s"):
@@ -276,6 +278,8 @@ class FakeGuests:
         self.on_import: Callable[[str], None] | None = None
         """Told of a ``docker import`` command (the swarm node image)."""
         self.engine_up = True
+        self.broken_images: set[Path] = set()
+        """Image folders whose engine never starts (the guest boots, dockerd does not)."""
         self.poweroff_works = True
         self.poweroff_gate: threading.Event | None = None
         """``busybox poweroff`` waits for this, when set, before the VM goes down."""

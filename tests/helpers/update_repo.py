@@ -124,3 +124,44 @@ def release_files(dist: Path, version: str, *, guest: bool = True, deb: bool = T
 
 def new_repo(tmp: Path) -> Repository:
     return Repository(tmp / "repo", Keys(tmp / "keys"))
+
+
+def copy_image(source: Path, dest: Path, *, without_dockerd: bool = False) -> Path:
+    """A copy of a built guest image, optionally with dockerd removed from its root
+    disk (``debugfs``, no mount needed): the guest boots, its engine never starts.
+    The manifest is rewritten with the new hashes, so the image still verifies."""
+    import json  # noqa: PLC0415
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    from moorage.vm.image import manifest  # noqa: PLC0415
+
+    dest.mkdir(parents=True)
+    m = manifest.load(source)
+    for name in m.files:
+        shutil.copyfile(source / name, dest / name)
+    if without_dockerd:
+        subprocess.run(["debugfs", "-w", "-R", "rm /usr/sbin/dockerd", str(dest / m.root)],
+                       check=True, capture_output=True)  # fmt: skip
+    data = json.loads(m.to_json())
+    data["files"] = {name: manifest.sha256_file(dest / name) for name in m.files}
+    (dest / manifest.MANIFEST).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    manifest.verify(dest, full=True)
+    return dest
+
+
+def publish_image(
+    tmp: Path, image: Path, version: str, repo: Repository | None = None
+) -> Repository:
+    """Publish a release holding only the guest image ``image``, on beta and stable."""
+    from moorage.installers.build import pack_guest  # noqa: PLC0415
+
+    repo = repo or new_repo(tmp)
+    if not repo.exists():
+        repo.create()
+    out = tmp / "dist" / version
+    out.mkdir(parents=True)
+    archive = pack_guest(image, out, "debian", version, lambda _line: None)
+    repo.publish(version, [archive], f"guest image {version}")
+    repo.promote(version)
+    return repo
