@@ -22,6 +22,7 @@ and the pip command.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -48,6 +49,7 @@ CHECK_EVERY = 24 * 3600.0
 RETRY_EVERY = 3600.0
 """After a failed check (offline): try again this soon, quietly."""
 SOURCE = Path(__file__).resolve().parents[1]
+DEB_CURRENT = "/opt/moorage/current"
 
 InstallKind = Literal["deb", "checkout", "pip"]
 Say = Callable[[str], None]
@@ -64,6 +66,16 @@ def install_kind() -> InstallKind:
     if (SOURCE / ".git").exists() and (SOURCE / "pyproject.toml").is_file():
         return "checkout"
     return "pip"
+
+
+def installed_version(kind: InstallKind) -> str:
+    """The app version installed now. For the Debian package that is the environment
+    ``/opt/moorage/current`` names, which an install switches while this process (an
+    agent started before it) still runs the version it was started with."""
+    if kind == "deb":
+        with contextlib.suppress(OSError):
+            return os.readlink(DEB_CURRENT)
+    return __version__
 
 
 APP_KINDS: dict[InstallKind, tuple[Kind, ...]] = {
@@ -117,14 +129,22 @@ class Updates:
         home: Path | None = None,
         settings_path: Path | None = None,
         recipe: str = "debian",
-        app_version: str = __version__,
+        app_version: str | None = None,
         kind: InstallKind | None = None,
     ) -> None:
         self.home = home or updates_dir()
         self.settings_path = settings_path or update_config_file()
         self.recipe = recipe
-        self.app_version = app_version
         self.kind: InstallKind = kind or install_kind()
+        self._app_version = app_version
+
+    @property
+    def app_version(self) -> str:
+        return self._app_version or installed_version(self.kind)
+
+    @app_version.setter
+    def app_version(self, version: str) -> None:
+        self._app_version = version
 
     # ----- state ---------------------------------------------------------------
 
