@@ -46,7 +46,8 @@ def test_the_package_installs_updates_and_rolls_back_on_a_clean_debian_12(tmp_pa
         APT_CACHE.mkdir(parents=True, exist_ok=True)
         root = tmp_path / "root"
         hooks = [
-            f'--setup-hook=mkdir -p "$1"/var/cache/apt/archives; sync-in {APT_CACHE} /var/cache/apt/archives',
+            '--setup-hook=mkdir -p "$1"/var/cache/apt/archives',
+            f"--setup-hook=sync-in {APT_CACHE} /var/cache/apt/archives",
             f"--customize-hook=copy-in {deb} {CHECKS} /tmp",
             '--customize-hook=printf "#!/bin/sh\\nexit 101\\n" > "$1"/usr/sbin/policy-rc.d; chmod +x "$1"/usr/sbin/policy-rc.d',
             f'--customize-hook=chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/{deb.name}',

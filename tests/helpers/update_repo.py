@@ -34,6 +34,8 @@ class ServerKnobs:
     """(path, Range header) of every request."""
     down: bool = False
     """Refuse everything with 503, as a server under maintenance."""
+    sent: dict[str, int] = field(default_factory=dict)
+    """Path -> body bytes sent for it, in all."""
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -72,6 +74,7 @@ class _Handler(SimpleHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         cut = knobs.cut_after.pop(path, None)
+        knobs.sent[path] = knobs.sent.get(path, 0) + (len(body) if cut is None else cut)
         if cut is not None:
             self.wfile.write(body[:cut])
             self.wfile.flush()
