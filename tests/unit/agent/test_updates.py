@@ -91,3 +91,23 @@ def test_the_periodic_check_announces_once_and_stops_when_turned_off(
     state.unlink()  # as if it had never checked: only the setting holds it back
     agent.updates.tick()
     assert len(knobs.requests) == asked
+
+
+def test_the_cli_checks_applies_and_switches_channel(served: Served, repo: Repo) -> None:
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from moorage.cli.main import main  # noqa: PLC0415
+
+    runner = CliRunner()
+    shown = runner.invoke(main, ["update", "check"])
+    assert shown.exit_code == 0, shown.output
+    assert "available: guest 1.0.0" in shown.output and "the first" in shown.output
+    applied = runner.invoke(main, ["update", "apply", "-y"])
+    assert applied.exit_code == 0, applied.output
+    assert "staged" in applied.output and "git pull" in applied.output
+    assert selection.load("debian").staged == "1.0.0"
+    switched = runner.invoke(main, ["update", "channel", "beta"])
+    assert "following beta" in switched.output
+    assert update_settings.load(update_config_file()).channel == "beta"
+    bad = runner.invoke(main, ["update", "set", "check", "maybe"])
+    assert bad.exit_code == 1 and "wrong type" in bad.output
