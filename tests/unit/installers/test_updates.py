@@ -247,3 +247,15 @@ def test_a_rotated_timestamp_key_is_followed_through_the_new_root(env: Env) -> N
     env.publish("2.0.0", promote=True)
     assert client.check().version == "2.0.0"
     assert (client.home / "tuf").rglob("2.root.json")
+
+
+def test_automatic_installs_stage_the_image_and_ready_the_package(env: Env) -> None:
+    env.publish("2.0.0", promote=True)
+    said: list[str] = []
+    env.client("a", auto_install=True).periodic(said.append)
+    assert selection.load("debian").staged == "2.0.0"
+    assert any("2.0.0 is downloaded and verified" in m and "asks for your password" in m
+               for m in said)  # fmt: skip
+    said.clear()
+    env.client("b").periodic(said.append)  # the default: only told
+    assert len(said) == 1 and not (env.tmp / "client-b/updates/app").exists()
