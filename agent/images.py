@@ -3,10 +3,10 @@
 The choice is data on disk (``vm/image/selection.py``): a start boots the staged
 image if there is one, else the current one (``LOCAL``: the image this host built,
 through ``Deps.image``). When a staged image does not bring the engine to ready
-(the guest does not boot, the VM dies, dockerd never answers), the start stops that
-VM, marks the image failed, says so (a ``image-rollback`` warning, in ``status`` too)
-and boots the current image instead. The data disk is not touched on the way: it is
-the same file, attached to the next boot as it was.
+(the guest does not boot, the VM dies, dockerd never answers or keeps exiting), the
+start stops that VM, marks the image failed, says so (a ``image-rollback`` warning,
+in ``status`` too) and boots the current image instead. The data disk is not touched
+on the way: it is the same file, attached to the next boot as it was.
 """
 
 from __future__ import annotations

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 
 KERNEL_TIMEOUT = 300.0
 ENGINE_TIMEOUT = 300.0
+DOCKERD_STARTS = 3
+"""The engine wait gives up at once when init has started dockerd this many times in
+one boot and it has not answered: it exits as soon as it starts (a bad binary, bad
+settings), and more waiting changes nothing. One that starts slowly starts once."""
 ENGINE_PROBE = "curl -sf --max-time 5 --unix-socket /var/run/docker.sock http://docker/_ping"
 
 
@@ -381,6 +385,12 @@ class StartChain:
         guest = agent.guest
         assert guest is not None
         deadline = time.monotonic() + ENGINE_TIMEOUT
+        # This boot's starts of dockerd (run-dockerd.sh says each on the console); an
+        # adopted VM's earlier ones, from before this agent, are not this wait's.
+        console = BootLogReader(self.paths.serial_log)
+        if self.found.adopted:
+            console.read_new()
+        starts = 0
         while time.monotonic() < deadline:
             agent.check_cancel()
             try:
@@ -394,6 +404,17 @@ class StartChain:
                 continue
             if rc == 0 and out.strip() == "OK":
                 return
+            before = starts
+            starts += sum(event.kind == "dockerd" for event in console.read_new())
+            if starts >= DOCKERD_STARTS:
+                raise EngineError(
+                    f"dockerd in the guest exits as soon as it starts ({starts} times)",
+                    fix="`moorage logs --engine` shows why",
+                )
+            if starts > max(before, 1):
+                agent.progress(
+                    f"dockerd in the guest exited at once; init started it again (start {starts})"
+                )
             time.sleep(0.5)
         raise EngineError(
             f"dockerd in the guest did not answer in {ENGINE_TIMEOUT:.0f}s",

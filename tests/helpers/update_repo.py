@@ -131,8 +131,9 @@ def new_repo(tmp: Path) -> Repository:
 
 def copy_image(source: Path, dest: Path, *, without_dockerd: bool = False) -> Path:
     """A copy of a built guest image, optionally with dockerd removed from its root
-    disk (``debugfs``, no mount needed): the guest boots, its engine never starts.
-    The manifest is rewritten with the new hashes, so the image still verifies."""
+    disk (``debugfs``, no mount needed): the guest boots, and dockerd exits as soon as
+    it starts (run-dockerd.sh's ``exec`` finds nothing; init starts it again and
+    again). The manifest is rewritten with the new hashes, so the image still verifies."""
     import json  # noqa: PLC0415
     import shutil  # noqa: PLC0415
     import subprocess  # noqa: PLC0415

@@ -68,6 +68,20 @@ def test_a_broken_image_rolls_back_by_itself_and_the_data_disk_is_intact(
     assert "image-rollback" in codes
 
 
+def test_an_image_whose_dockerd_exits_at_once_rolls_back_in_seconds(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(start, "ENGINE_TIMEOUT", 300.0)  # not waited out
+    _stage("2.0.0")
+    machine.fakes.guests.dockerd_exits.add(selection.release_dir("debian", "2.0.0"))
+    agent = machine.agent()
+    assert machine.start(agent).kind == "ready"  # wait_event gives it 10 s
+    assert machine.fakes.driver.specs["default"].kernel.parent == machine.fakes.image_dir
+    s = selection.load("debian")
+    assert (s.current, s.failed) == (selection.LOCAL, ["2.0.0"])
+    assert s.last_failure == "dockerd in the guest exits as soon as it starts (3 times)"
+
+
 def test_a_corrupt_staged_image_is_never_booted(machine: Machine) -> None:
     _stage("2.0.0")
     (selection.release_dir("debian", "2.0.0") / "root.img").write_bytes(b"flipped")
