@@ -24,7 +24,7 @@ from typing import Any
 
 import tomli_w
 
-from moorage.config import Fixed, HostFacts, Option, read_file
+from moorage.config import Fixed, HostFacts, Option, checked_values, read_file
 from moorage.errors import ConfigError
 
 CHANNELS = ("stable", "beta")
@@ -105,30 +105,9 @@ class UpdateSettings:
     root: str = ""
 
 
-def _kind_ok(value: Any, kind: type) -> bool:
-    return isinstance(value, bool) if kind is bool else isinstance(value, kind)
-
-
 def validate(raw: Mapping[str, Any], source: str) -> UpdateSettings:
     """Merge ``raw`` over the defaults; raise one ConfigError naming every problem."""
-    problems = [
-        f"unknown key {k!r}; known keys: {', '.join(BY_KEY)}" for k in raw if k not in BY_KEY
-    ]
-    values: dict[str, Any] = {}
-    for option in OPTIONS:
-        value = raw.get(option.key, option.default(_HOST))
-        if not _kind_ok(value, option.kind):
-            problems.append(
-                f"{option.key} = {value!r} has the wrong type: expected {option.kind.__name__}"
-            )
-            continue
-        problem = None
-        if option.choices is not None and value not in option.choices:
-            problem = f"allowed: {', '.join(repr(c) for c in option.choices)}"
-        problem = problem or option.check(value, _HOST)
-        if problem:
-            problems.append(f"{option.key} = {value!r} is not allowed; {problem}")
-        values[option.key] = value
+    values, problems = checked_values(OPTIONS, raw, _HOST)
     if problems:
         raise ConfigError(source, problems)
     return UpdateSettings(**values)

@@ -19,9 +19,8 @@ import click
 
 from moorage.api.client import AgentClient
 from moorage.api.schema import InstallCommand, UpdateView
-from moorage.cli.common import console, friendly, machine_option
+from moorage.cli.common import agent_for, console, friendly, machine_option
 from moorage.errors import UpdateError
-from moorage.paths import check_machine_name
 
 
 def show_view(view: UpdateView) -> None:
@@ -137,12 +136,6 @@ def update() -> None:
     """Updates of moorage and its guest image, signed (TUF), on stable or beta."""
 
 
-def _client(machine: str) -> AgentClient:
-    client = AgentClient(check_machine_name(machine))
-    client.spawn()
-    return client
-
-
 @update.command("check")
 @machine_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -150,7 +143,7 @@ def _client(machine: str) -> AgentClient:
 @friendly
 def update_check(machine: str, as_json: bool, downgrade: bool) -> None:
     """What runs, what the channel has, and what changed."""
-    view = _client(machine).update_check(downgrade=downgrade)
+    view = agent_for(machine).update_check(downgrade=downgrade)
     if as_json:
         console.print_json(data=dataclasses.asdict(view))
         return
@@ -164,7 +157,7 @@ def update_check(machine: str, as_json: bool, downgrade: bool) -> None:
 @friendly
 def update_apply(machine: str, yes: bool, downgrade: bool) -> None:
     """Download, verify and install the update (the guest image at the next restart)."""
-    apply(_client(machine), yes=yes, downgrade=downgrade)
+    apply(agent_for(machine), yes=yes, downgrade=downgrade)
 
 
 @update.command("channel")
@@ -173,7 +166,7 @@ def update_apply(machine: str, yes: bool, downgrade: bool) -> None:
 @friendly
 def update_channel(machine: str, channel: str) -> None:
     """Follow stable or beta. Going to stable never downgrades by itself."""
-    view = _client(machine).update_settings({"channel": channel})
+    view = agent_for(machine).update_settings({"channel": channel})
     console.print(f"following {view.settings['channel']}; `moorage update check` looks now")
 
 
@@ -185,7 +178,7 @@ def update_channel(machine: str, channel: str) -> None:
 def update_set(machine: str, key: str, value: str) -> None:
     """Set KEY of update.toml (url, channel, check, auto_install, root)."""
     parsed: object = {"true": True, "false": False}.get(value.lower(), value)
-    _client(machine).update_settings({key: parsed})
+    agent_for(machine).update_settings({key: parsed})
     console.print(f"{key} = {parsed!r}")
 
 
@@ -195,7 +188,7 @@ def update_set(machine: str, key: str, value: str) -> None:
 @friendly
 def update_skip(machine: str, version: str | None) -> None:
     """Do not announce VERSION (none: announce every version again)."""
-    _client(machine).update_skip(version)
+    agent_for(machine).update_skip(version)
     console.print(f"skipping {version}" if version else "no version is skipped")
 
 
@@ -205,4 +198,4 @@ def update_skip(machine: str, version: str | None) -> None:
 @friendly
 def update_rollback(machine: str, yes: bool) -> None:
     """Go back to the previous guest image and app version."""
-    rollback(_client(machine), yes=yes)
+    rollback(agent_for(machine), yes=yes)

@@ -127,6 +127,17 @@ class Keys:
         os.replace(self.path(role), old / f"{role}-{stamp}.pem")
 
 
+def _link(source: Path, dest: Path) -> None:
+    """``dest`` as the same bytes as ``source``: a hard link where it can be, a copy
+    where not (another file system); a file already there is left as it is."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        try:
+            os.link(source, dest)
+        except OSError:
+            shutil.copyfile(source, dest)
+
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -246,13 +257,7 @@ class Repository:
         """Put ``source`` in targets/ under its hash (a hard link where it can be)."""
         info = TargetFile.from_file(target_path, str(source), ["sha256"])
         folder, _, name = target_path.rpartition("/")
-        dest = self.targets_dir / folder / f"{info.hashes['sha256']}.{name}"
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not dest.exists():
-            try:
-                os.link(source, dest)
-            except OSError:
-                shutil.copyfile(source, dest)
+        _link(source, self.targets_dir / folder / f"{info.hashes['sha256']}.{name}")
         return info
 
     def _put_index(self, targets: Targets, index: ReleaseIndex) -> None:
@@ -314,13 +319,7 @@ class Repository:
             folder, _, name = target.rpartition("/")
             digest = info.hashes["sha256"]
             blob = self.targets_dir / beta_path.rpartition("/")[0] / f"{digest}.{name}"
-            dest = self.targets_dir / folder / f"{digest}.{name}"
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if not dest.exists():
-                try:
-                    os.link(blob, dest)
-                except OSError:
-                    shutil.copyfile(blob, dest)
+            _link(blob, self.targets_dir / folder / f"{digest}.{name}")
             stable.signed.targets[target] = TargetFile(info.length, dict(info.hashes), target)
             paths.append(target)
         release = Release(version, _now().isoformat(), found[0].notes, paths)
