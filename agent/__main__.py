@@ -61,6 +61,8 @@ def main(argv: list[str]) -> int:
                      daemon=True).start()  # fmt: skip
     threading.Thread(target=Repairs(agent).forever, args=(done,), name="repairs",
                      daemon=True).start()  # fmt: skip
+    threading.Thread(target=agent.updates.forever, args=(done,), name="update-check",
+                     daemon=True).start()  # fmt: skip
     while not agent.exit_requested.wait(5):
         quiet = time.monotonic() - agent.last_activity
         if quiet > IDLE_EXIT and server.streams == 0 and agent.status_now() and agent.idle():

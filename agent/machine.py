@@ -30,6 +30,7 @@ from moorage import config as config_mod
 from moorage.agent.clusters import ClusterManager
 from moorage.agent.deps import Deps, EngineLink, GuestChannel, Ports, SharedMounts
 from moorage.agent.events import EventLog
+from moorage.agent.updates import AgentUpdates
 from moorage.api.schema import (
     Accepted,
     Cancelled,
@@ -91,6 +92,7 @@ class MachineAgent:
         self.image_version = ""
         """The guest image's version, once the start found it (swarm node images)."""
         self.clusters = ClusterManager(self)
+        self.updates = AgentUpdates(self)
 
     # ----- state -------------------------------------------------------
 

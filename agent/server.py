@@ -35,6 +35,7 @@ from moorage.api.schema import (
     ErrorBody,
     NodeAdd,
     Unlock,
+    UpdateRequest,
     decode,
     error_body,
 )
@@ -128,6 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._ok(run_doctor(agent, kvm_only=query.get("kvm_only") == "1"))
             elif url.path.startswith(("/v1/swarm", "/v1/clusters")):
                 self._swarm(method, url.path, query)
+            elif url.path.startswith("/v1/update"):
+                self._update(method, url.path)
             else:
                 self._error(ErrorBody("not-found", f"no such endpoint: {method} {url.path}"))
         except MoorageError as exc:
@@ -138,6 +141,24 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("%s %s", method, self.path)
             self._error(ErrorBody("agent", f"unexpected error: {exc!r}",
                                   f"see {agent.paths.agent_log}"))  # fmt: skip
+
+    def _update(self, method: str, path: str) -> None:
+        updates = self.server.agent.updates
+        route = (method, path)
+        if route == ("GET", "/v1/update"):
+            self._ok(updates.view())
+        elif route == ("POST", "/v1/update/check"):
+            self._ok(updates.check(decode(UpdateRequest, self._body()).downgrade))
+        elif route == ("POST", "/v1/update/apply"):
+            self._ok(updates.apply(decode(UpdateRequest, self._body()).downgrade))
+        elif route == ("PUT", "/v1/update/settings"):
+            self._ok(updates.change_settings(decode(ConfigWrite, self._body()).values))
+        elif route == ("POST", "/v1/update/skip"):
+            self._ok(updates.skip(decode(UpdateRequest, self._body()).skip))
+        elif route == ("POST", "/v1/update/rollback"):
+            self._ok(updates.rollback())
+        else:
+            self._error(ErrorBody("not-found", f"no such endpoint: {method} {path}"))
 
     def do_GET(self) -> None:
         self._dispatch("GET")

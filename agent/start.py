@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from moorage import config as config_mod
+from moorage.agent import images
 from moorage.agent.sharing import SharingPlan, plan_sharing
-from moorage.api.schema import ForwardInfo
+from moorage.api.schema import Cancelled, ForwardInfo
 from moorage.engine.context import context_name
 from moorage.engine.docker_socket import new_token
 from moorage.engine.port_watcher import PortChange
 from moorage.engine.ssh import GuestAddress, write_known_hosts
-from moorage.errors import EngineError, MachineError, SharedFolderError
+from moorage.errors import EngineError, MachineError, MoorageError, SharedFolderError
 from moorage.paths import private_dir
 from moorage.runtime import RuntimeRecord
 from moorage.steps import Step, run_chain
@@ -28,6 +29,7 @@ from moorage.vm import disks, provision, virtiofs
 from moorage.vm.driver import Driver, VMState, guest_vcpus
 from moorage.vm.image.bootlog import BootLogReader
 from moorage.vm.image.manifest import Manifest
+from moorage.vm.image.selection import LOCAL
 from moorage.vm.spec import GuestReach, machine_spec
 
 if TYPE_CHECKING:
@@ -35,6 +37,10 @@ if TYPE_CHECKING:
 
 KERNEL_TIMEOUT = 300.0
 ENGINE_TIMEOUT = 300.0
+DOCKERD_STARTS = 3
+"""The engine wait gives up at once when init has started dockerd this many times in
+one boot and it has not answered: it exits as soon as it starts (a bad binary, bad
+settings), and more waiting changes nothing. One that starts slowly starts once."""
 ENGINE_PROBE = "curl -sf --max-time 5 --unix-socket /var/run/docker.sock http://docker/_ping"
 
 
@@ -61,6 +67,7 @@ class _Found:
     reach: GuestReach | None = None
     adopted: bool = False
     sharing: SharingPlan | None = None
+    chosen: images.Chosen | None = None
 
 
 class StartChain:
@@ -95,7 +102,36 @@ class StartChain:
             with agent._lock:
                 agent.status.phase_seconds[step.phase] = seconds
 
-        run_chain(self.steps(), check_cancel=agent.check_cancel, announce=announce, took=took)
+        try:
+            run_chain(self.steps(), check_cancel=agent.check_cancel, announce=announce, took=took)
+        except Cancelled:
+            raise
+        except MoorageError as exc:
+            chosen = self.found.chosen
+            # A stop makes waits give up with errors of their own: not the image's fault.
+            if chosen is None or not chosen.trying or self.found.adopted or agent._cancel.is_set():
+                raise
+            self._roll_back(chosen, exc)
+            self.found = _Found()
+            self.staged_ok = False
+            run_chain(self.steps(), check_cancel=agent.check_cancel, announce=announce, took=took)
+
+    staged_ok = True
+    """False once a staged image failed in this start: boot the current one."""
+
+    def _roll_back(self, chosen: images.Chosen, exc: MoorageError) -> None:
+        """The staged image failed: stop its VM, mark it failed, boot the current one.
+        The data disk stays as it is; the next boot attaches the same file."""
+        agent = self.agent
+        with agent._lock:
+            agent.vm_pid = None  # the VM watch stops watching before the kill
+        if self.found.driver is not None and self.driver.state(self.name) is VMState.RUNNING:
+            self.driver.kill(self.name)
+        agent.disconnect()
+        self.paths.ports_file.unlink(missing_ok=True)
+        agent._vm_dead.clear()
+        images.reject(self.cfg.image, chosen.version, exc.message,
+                      lambda message: agent.warn("image-rollback", message))  # fmt: skip
 
     # The facts a step needs, which an earlier step found.
     @property
@@ -129,11 +165,18 @@ class StartChain:
     # ----- image ---------------------------------------------------------
 
     def image(self) -> None:
-        image_dir, manifest = self.agent.deps.image(self.cfg.image, self.agent.progress)
-        self.found.image_dir, self.found.manifest = image_dir, manifest
-        self.agent.image_version = manifest.version
+        agent = self.agent
+        chosen = images.choose(self.cfg.image, agent.deps.image, agent.progress,
+                               lambda message: agent.warn("image-rollback", message),
+                               staged_ok=self.staged_ok)  # fmt: skip
+        if chosen.trying:
+            agent.progress(f"booting the staged guest image {chosen.version}")
+        image_dir, manifest = chosen.folder, chosen.manifest
+        self.found.image_dir, self.found.manifest, self.found.chosen = image_dir, manifest, chosen
+        agent.image_version = manifest.version
+        release = "" if chosen.version == LOCAL else f" (release {chosen.version})"
         self.agent.update(
-            image=f"{manifest.recipe} {manifest.version}",
+            image=f"{manifest.recipe} {manifest.version}{release}",
             engine_version=manifest.engine_version.split("+")[0],
         )
 
@@ -334,12 +377,20 @@ class StartChain:
                 agent.sshfs = mounts
             agent.update(shared_folders=[str(f) for f in mounts.mount_all()])
         self._wait_guest_engine()
+        if self.found.chosen is not None and not self.found.adopted:
+            images.ready(self.cfg.image, self.found.chosen)
 
     def _wait_guest_engine(self) -> None:
         agent = self.agent
         guest = agent.guest
         assert guest is not None
         deadline = time.monotonic() + ENGINE_TIMEOUT
+        # This boot's starts of dockerd (run-dockerd.sh says each on the console); an
+        # adopted VM's earlier ones, from before this agent, are not this wait's.
+        console = BootLogReader(self.paths.serial_log)
+        if self.found.adopted:
+            console.read_new()
+        starts = 0
         while time.monotonic() < deadline:
             agent.check_cancel()
             try:
@@ -353,6 +404,17 @@ class StartChain:
                 continue
             if rc == 0 and out.strip() == "OK":
                 return
+            before = starts
+            starts += sum(event.kind == "dockerd" for event in console.read_new())
+            if starts >= DOCKERD_STARTS:
+                raise EngineError(
+                    f"dockerd in the guest exits as soon as it starts ({starts} times)",
+                    fix="`moorage logs --engine` shows why",
+                )
+            if starts > max(before, 1):
+                agent.progress(
+                    f"dockerd in the guest exited at once; init started it again (start {starts})"
+                )
             time.sleep(0.5)
         raise EngineError(
             f"dockerd in the guest did not answer in {ENGINE_TIMEOUT:.0f}s",

@@ -43,6 +43,8 @@ from moorage.api.schema import (
     ShellCommand,
     Status,
     SwarmInfo,
+    UpdateRequest,
+    UpdateView,
     decode,
     ends,
     error_from_body,
@@ -239,6 +241,30 @@ class AgentClient:
         return decode(
             ClusterStatus, self._request("POST", f"/v1/clusters/{name}/unlock", body, timeout=60)
         )
+
+    # ----- updates (app-wide) --------------------------------------------------
+
+    def update_view(self) -> UpdateView:
+        return decode(UpdateView, self._request("GET", "/v1/update"))
+
+    def update_check(self, *, downgrade: bool = False) -> UpdateView:
+        body = UpdateRequest(downgrade=downgrade).__dict__
+        return decode(UpdateView, self._request("POST", "/v1/update/check", body, timeout=120))
+
+    def update_apply(self, *, downgrade: bool = False) -> Accepted:
+        body = UpdateRequest(downgrade=downgrade).__dict__
+        return decode(Accepted, self._request("POST", "/v1/update/apply", body))
+
+    def update_settings(self, values: dict[str, Any]) -> UpdateView:
+        return decode(UpdateView, self._request("PUT", "/v1/update/settings",
+                                                ConfigWrite(values).__dict__))  # fmt: skip
+
+    def update_skip(self, version: str | None) -> UpdateView:
+        body = UpdateRequest(skip=version).__dict__
+        return decode(UpdateView, self._request("POST", "/v1/update/skip", body))
+
+    def update_rollback(self) -> UpdateView:
+        return decode(UpdateView, self._request("POST", "/v1/update/rollback"))
 
     # ----- streams -----------------------------------------------------------
 

@@ -48,6 +48,7 @@ from moorage.errors import (
     MoorageError,
     SwarmError,
     UnsupportedOperation,
+    UpdateError,
 )
 from moorage.types import Forward
 
@@ -60,7 +61,16 @@ quiet agent from a hung one."""
 
 State = Literal["starting", "running", "degraded", "stopping", "stopped", "crashed"]
 EventKind = Literal[
-    "state", "phase", "progress", "ready", "done", "warning", "error", "forward", "cluster"
+    "state",
+    "phase",
+    "progress",
+    "ready",
+    "done",
+    "warning",
+    "error",
+    "forward",
+    "cluster",
+    "update",
 ]
 ForwardChange = Literal["added", "removed", "conflict", "resolved"]
 Operation = Literal[
@@ -69,6 +79,7 @@ Operation = Literal[
     "restart",
     "delete",
     "reset",
+    "update",
     "cluster-create",
     "cluster-start",
     "cluster-stop",
@@ -78,8 +89,9 @@ Operation = Literal[
     "cluster-recover",
     "cluster-load",
 ]
-"""The machine's operations (one at a time), then a cluster's (one at a time per
-cluster, while the machine runs; their events carry ``cluster``)."""
+"""The machine's operations (one at a time), the app's ``update`` (one at a time, of
+its own), then a cluster's (one at a time per cluster, while the machine runs; their
+events carry ``cluster``)."""
 CLUSTER_OPERATIONS = ("start", "stop", "heal", "recover")
 """``POST /v1/clusters/NAME/OP`` for these; each is ``cluster-OP``."""
 NODE_ACTIONS = (
@@ -115,6 +127,7 @@ ErrorCode = Literal[
     "vm-crashed",  # the VM stopped without being asked to
     "cancelled",  # a stop cancelled the start
     "swarm",  # a swarm or cluster operation failed, or is not possible now
+    "update",  # an update could not be checked, verified, downloaded or installed
 ]
 """Stable error codes: clients branch on these, never on message text."""
 
@@ -131,6 +144,7 @@ WarningCode = Literal[
     "poweroff",  # the guest did not power off in time; stopped hard
     "engine",  # the engine stopped answering
     "cluster",  # a cluster could not be brought back after the machine started
+    "image-rollback",  # a staged guest image did not bring the engine up; back to the previous
 ]
 
 
@@ -199,7 +213,9 @@ class Event:
     - ``warning`` has a stable ``code`` (``WarningCode``);
     - ``forward`` reports a published port's forward (``change``, ``forward``);
     - ``cluster`` reports what the agent saw change in a cluster (``cluster``, and
-      ``node`` when it is about one: "c1-w1: down").
+      ``node`` when it is about one: "c1-w1: down");
+    - ``update`` says a new version is out on the user's channel; ``progress`` of an
+      ``update`` operation carries ``done`` and ``total`` bytes of its download.
 
     Events of a cluster's operations carry ``cluster`` too.
     """
@@ -216,6 +232,8 @@ class Event:
     forward: ForwardInfo | None = None
     cluster: str | None = None
     node: str | None = None
+    done: int | None = None
+    total: int | None = None
     time: float = field(default_factory=time.time)
 
     def to_json(self) -> dict[str, Any]:
@@ -450,6 +468,50 @@ class SwarmInfo:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class InstallCommand:
+    """The command that installs the app's verified package, for the client to run:
+    after a privilege prompt when ``privileged`` (sudo in a terminal, pkexec in a
+    desktop session), since the package manager owns the app's files."""
+
+    argv: list[str]
+    privileged: bool
+    version: str
+
+
+@dataclass(frozen=True)
+class UpdateView:
+    """``GET /v1/update`` and the answers of the other update routes. Updates are
+    app-wide: every machine's agent answers the same. ``offer`` is the last check's
+    finding (``channel``, ``newest``, ``version``, ``parts``, ``held``, ``notes``,
+    ``skipped``); ``guest`` the guest image selection (``current``, ``staged``,
+    ``previous``, ``failed``, ``last_failure``); ``install`` a verified package
+    waiting to be installed (after ``apply``) or installed again (after ``rollback``)."""
+
+    app_version: str
+    install_kind: str
+    settings: dict[str, Any]
+    schema: list[dict[str, Any]]
+    guest: dict[str, Any]
+    last_check: float | None = None
+    last_error: str | None = None
+    offer: dict[str, Any] | None = None
+    skip: str | None = None
+    install: InstallCommand | None = None
+    messages: list[str] = field(default_factory=list)
+    """What the last ``apply`` or ``rollback`` did."""
+
+
+@dataclass(frozen=True)
+class UpdateRequest:
+    """``POST /v1/update/check``, ``/apply``: ``downgrade`` allows going below the
+    running version (after a switch from beta to stable); ``skip`` (for
+    ``POST /v1/update/skip``) is the version not to announce, or None."""
+
+    downgrade: bool = False
+    skip: str | None = None
+
+
 def ends(op: Operation | None, event: Event, cluster: str | None = None) -> bool:
     """Whether ``event`` ends operation ``op`` (of ``cluster``, for a cluster's): its
     ``error``; ``ready`` for a start or a restart; ``done`` for the others. An
@@ -579,10 +641,53 @@ ROUTES: tuple[Route, ...] = (
         "POST", "/v1/clusters/NAME/unlock", "Unlock autolocked managers.", "Unlock", "ClusterStatus"
     ),
 )
+# Updates are app-wide: every machine's agent answers the same.
+ROUTES += (
+    Route(
+        "GET",
+        "/v1/update",
+        "The update settings, the last check, the guest images.",
+        None,
+        "UpdateView",
+    ),
+    Route(
+        "POST",
+        "/v1/update/check",
+        "Ask the channel now (TUF-verified).",
+        "UpdateRequest",
+        "UpdateView",
+    ),
+    Route(
+        "POST",
+        "/v1/update/apply",
+        "Download, verify and stage the update; `done` or "
+        "`error` of op `update` ends it; `install` then says how to install the app.",
+        "UpdateRequest",
+        "Accepted",
+    ),
+    Route(
+        "PUT",
+        "/v1/update/settings",
+        "Validate and change update.toml.",
+        "ConfigWrite",
+        "UpdateView",
+    ),
+    Route(
+        "POST", "/v1/update/skip", "Do not announce this version.", "UpdateRequest", "UpdateView"
+    ),
+    Route(
+        "POST",
+        "/v1/update/rollback",
+        "Go back to the previous guest image and app.",
+        None,
+        "UpdateView",
+    ),
+)
 
 BODIES: tuple[type, ...] = (Status, Event, ForwardInfo, ErrorBody, Accepted, ConfigView)
 BODIES += (ConfigWrite, ShellCommand, Doctor, Check, SwarmInfo, ClusterList, ClusterStatus)
 BODIES += (NodeInfo, ClusterCreate, NodeAdd, ClusterLoad, Unlock)
+BODIES += (UpdateView, InstallCommand, UpdateRequest)
 
 
 # ----- errors ------------------------------------------------------------------
@@ -623,6 +728,7 @@ _CODES: tuple[tuple[type[MoorageError], str], ...] = (
     (MachineError, "machine"),
     (EngineError, "engine"),
     (SwarmError, "swarm"),
+    (UpdateError, "update"),
     (AgentError, "agent"),
 )
 HTTP_STATUS = {"config": 400, "not-found": 404, "busy": 409, "unsupported": 501, "swarm": 409}

@@ -37,7 +37,7 @@ import sys
 import tempfile
 import textwrap
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -396,14 +396,18 @@ def _type_ok(value: Any, kind: type) -> bool:
     return isinstance(value, kind)
 
 
-def validate(raw: Mapping[str, Any], host: HostFacts, source: str) -> MachineConfig:
-    """Merge ``raw`` over the defaults and check it all; raise one ConfigError listing each problem."""
-    problems: list[str] = []
-    for key in raw:
-        if key not in BY_KEY:
-            problems.append(f"unknown key {key!r}; known keys: {', '.join(BY_KEY)}")
+def checked_values(
+    options: Sequence[Option], raw: Mapping[str, Any], host: HostFacts
+) -> tuple[dict[str, Any], list[str]]:
+    """``raw`` merged over the defaults of ``options``, and every problem found: unknown
+    keys, wrong types, values not allowed. The schemas made of ``Option`` share it (this
+    one, ``update_settings``)."""
+    keys = [option.key for option in options]
+    problems = [
+        f"unknown key {key!r}; known keys: {', '.join(keys)}" for key in raw if key not in keys
+    ]
     values: dict[str, Any] = {}
-    for option in OPTIONS:
+    for option in options:
         value = raw.get(option.key, option.default(host))
         if not _type_ok(value, option.kind):
             problems.append(
@@ -415,6 +419,12 @@ def validate(raw: Mapping[str, Any], host: HostFacts, source: str) -> MachineCon
         values[option.key] = (
             float(value) if option.kind is float else tuple(value) if option.kind is list else value
         )
+    return values, problems
+
+
+def validate(raw: Mapping[str, Any], host: HostFacts, source: str) -> MachineConfig:
+    """Merge ``raw`` over the defaults and check it all; raise one ConfigError listing each problem."""
+    values, problems = checked_values(OPTIONS, raw, host)
     if problems:
         raise ConfigError(source, problems)
     return MachineConfig(**values)

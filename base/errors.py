@@ -8,6 +8,7 @@
     │   └── UnsupportedOperation a driver cannot do what was asked
     ├── EngineError              the Docker engine in the VM and the ways to reach it
     ├── SwarmError               swarm mode: the one-node swarm and local clusters
+    ├── UpdateError              checking, downloading, verifying or installing an update
     └── AgentError               the host agent or its control API
 
 Library errors (libvirt, docker, OSError, ssh's exit status) are translated at the
@@ -68,3 +69,7 @@ class SwarmError(MoorageError):
 
 class AgentError(MoorageError):
     """The host agent is unreachable or refused a request."""
+
+
+class UpdateError(MoorageError):
+    """An update could not be checked, verified, downloaded or installed; nothing changed."""

@@ -7,6 +7,11 @@ Per machine (a "profile", as colima calls it)::
     runtime_dir/NAME/                         sockets and pid files (gone at host reboot)
     cache_dir/images/RECIPE/                  built guest images, shared by machines
 
+App-wide, beside ``machines/``::
+
+    config_dir/update.toml                    update settings (``moorage.update_settings``)
+    data_dir/updates/                         TUF metadata, downloads, the update state
+
 The runtime directory is short on purpose: a unix socket path must fit in
 ~104 bytes on macOS and 108 on Linux.
 """
@@ -94,6 +99,16 @@ def _own_tmp_dir(path: Path) -> Path:
 
 def images_dir() -> Path:
     return cache_dir() / "images"
+
+
+def update_config_file() -> Path:
+    """The app-wide update settings: every machine runs the same moorage."""
+    return config_dir() / "update.toml"
+
+
+def updates_dir() -> Path:
+    """TUF's trusted metadata, partial and verified downloads, and the update state."""
+    return data_dir() / "updates"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from rich.console import Console
 from moorage.api.client import AgentClient
 from moorage.api.schema import Accepted, Event, Operation
 from moorage.errors import MoorageError
+from moorage.paths import check_machine_name
 
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -47,6 +48,13 @@ def machine_option(fn: F) -> F:
         show_default="default",
         help="Which machine (profile).",
     )(fn)
+
+
+def agent_for(machine: str) -> AgentClient:
+    """A client of ``machine``'s agent, which is started if it does not run."""
+    client = AgentClient(check_machine_name(machine))
+    client.spawn()
+    return client
 
 
 def show(event: Event, elapsed: str, spinner: Any) -> None:

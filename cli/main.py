@@ -18,8 +18,9 @@ from moorage import __version__
 from moorage import config as config_mod
 from moorage.api.client import AgentClient, machines
 from moorage.api.schema import Operation
-from moorage.cli.common import console, friendly, machine_option, run_op
+from moorage.cli.common import agent_for, console, friendly, machine_option, run_op
 from moorage.cli.swarm import cluster, swarm
+from moorage.cli.updates import update
 from moorage.paths import MachinePaths, check_machine_name
 
 
@@ -80,8 +81,7 @@ def stop(machine: str) -> None:
 @friendly
 def restart(machine: str) -> None:
     """Stop, then start: picks up config changes."""
-    client = AgentClient(check_machine_name(machine))
-    client.spawn()
+    client = agent_for(machine)
     run_op(client, "restart")
 
 
@@ -257,8 +257,7 @@ def image_verify(recipe: str) -> None:
 @friendly
 def config_show(machine: str) -> None:
     """Show the config file's path and the values in effect."""
-    client = AgentClient(check_machine_name(machine))
-    client.spawn()
+    client = agent_for(machine)
     view = client.config()
     console.print(f"# {view.path}")
     for key, value in view.values.items():
@@ -276,8 +275,7 @@ def config_show(machine: str) -> None:
 @friendly
 def doctor(machine: str, kvm_only: bool) -> None:
     """Check the host: hypervisor, driver, KVM (with a real test boot), docker CLI."""
-    client = AgentClient(check_machine_name(machine))
-    client.spawn()
+    client = agent_for(machine)
     report = client.doctor(kvm_only=kvm_only)
     if kvm_only:
         console.print(f"{report.accel}: {report.accel_reason}")
@@ -291,6 +289,7 @@ def doctor(machine: str, kvm_only: bool) -> None:
 
 main.add_command(swarm)
 main.add_command(cluster)
+main.add_command(update)
 
 if __name__ == "__main__":
     main()

@@ -9,17 +9,8 @@ from pathlib import Path
 
 import click
 
-from moorage.api.client import AgentClient
 from moorage.api.schema import ClusterStatus, NodeInfo
-from moorage.cli.common import console, err, follow, friendly, machine_option
-from moorage.paths import check_machine_name
-
-
-def _client(machine: str) -> AgentClient:
-    client = AgentClient(check_machine_name(machine))
-    client.spawn()
-    return client
-
+from moorage.cli.common import agent_for, console, err, follow, friendly, machine_option
 
 # ----- the one-node swarm -------------------------------------------------------------
 
@@ -34,7 +25,7 @@ def swarm() -> None:
 @friendly
 def swarm_init(machine: str) -> None:
     """Make the machine's engine a swarm manager of one (services' ports reach localhost)."""
-    info = _client(machine).swarm("init")
+    info = agent_for(machine).swarm("init")
     console.print(f"swarm {info.state}: node {info.node_id} at {info.address}")
     console.print("  try: docker service create -p 8080:80 --name web IMAGE")
 
@@ -45,7 +36,7 @@ def swarm_init(machine: str) -> None:
 @friendly
 def swarm_leave(machine: str, force: bool) -> None:
     """Leave the one-node swarm (its services go)."""
-    info = _client(machine).swarm("leave", force=force)
+    info = agent_for(machine).swarm("leave", force=force)
     console.print(f"swarm {info.state}")
 
 
@@ -55,7 +46,7 @@ def swarm_leave(machine: str, force: bool) -> None:
 @friendly
 def swarm_status(machine: str, as_json: bool) -> None:
     """Whether the machine's engine is in a swarm, and its size."""
-    info = _client(machine).swarm()
+    info = agent_for(machine).swarm()
     if as_json:
         console.print_json(data=info.__dict__)
         return
@@ -88,7 +79,7 @@ def cluster() -> None:
 @friendly
 def cluster_create(machine: str, name: str, managers: int, workers: int, fast_drills: bool) -> None:
     """Create cluster NAME: nodes NAME-m1…, NAME-w1…, its own network and docker context."""
-    client = _client(machine)
+    client = agent_for(machine)
     follow(client, client.cluster_create(name, managers, workers, fast_drills=fast_drills))
 
 
@@ -97,7 +88,7 @@ def cluster_create(machine: str, name: str, managers: int, workers: int, fast_dr
 @friendly
 def cluster_ls(machine: str) -> None:
     """Every cluster of the machine."""
-    found = _client(machine).clusters().clusters
+    found = agent_for(machine).clusters().clusters
     if not found:
         console.print("no clusters: `moorage cluster create NAME` makes one")
     for c in found:
@@ -159,7 +150,7 @@ def _show_status(c: ClusterStatus) -> None:
 @friendly
 def cluster_status(machine: str, name: str, as_json: bool) -> None:
     """The cluster's state, quorum, context, ports and nodes."""
-    c = _client(machine).cluster(name)
+    c = agent_for(machine).cluster(name)
     if as_json:
         console.print_json(data=c.to_json())
     else:
@@ -172,7 +163,7 @@ def cluster_status(machine: str, name: str, as_json: bool) -> None:
 @friendly
 def cluster_nodes(machine: str, name: str) -> None:
     """Each node's role, state, availability, leader and reachability, engine and address."""
-    _table(_client(machine).cluster(name).nodes)
+    _table(agent_for(machine).cluster(name).nodes)
 
 
 def _op(op: str, help_: str) -> None:
@@ -181,7 +172,7 @@ def _op(op: str, help_: str) -> None:
     @click.argument("name")
     @friendly
     def command(machine: str, name: str) -> None:
-        client = _client(machine)
+        client = agent_for(machine)
         follow(client, client.cluster_request(name, op))
 
 
@@ -204,7 +195,7 @@ def cluster_rm(machine: str, name: str, yes: bool) -> None:
     """Remove the cluster: its nodes, their data, its network and context."""
     if not yes and not click.confirm(f"Remove cluster {name!r} and all its data?", default=False):
         raise click.Abort()
-    client = _client(machine)
+    client = agent_for(machine)
     follow(client, client.cluster_request(name, "rm"))
 
 
@@ -216,7 +207,7 @@ def cluster_rm(machine: str, name: str, yes: bool) -> None:
 @friendly
 def cluster_add(machine: str, name: str, role: str) -> None:
     """Add a node to the cluster."""
-    client = _client(machine)
+    client = agent_for(machine)
     follow(client, client.cluster_add(name, role))
 
 
@@ -231,7 +222,7 @@ NODE_ACTIONS = ("drain", "pause", "activate", "promote", "demote", "stop", "star
 @friendly
 def cluster_node(machine: str, name: str, node: str, action: str) -> None:
     """Act on NODE: the swarm's availability and role, or its container."""
-    _table(_client(machine).node_action(name, node, action).nodes)
+    _table(agent_for(machine).node_action(name, node, action).nodes)
 
 
 def _drill(action: str, help_: str) -> None:
@@ -241,7 +232,7 @@ def _drill(action: str, help_: str) -> None:
     @click.argument("node")
     @friendly
     def command(machine: str, name: str, node: str) -> None:
-        _table(_client(machine).node_action(name, node, action).nodes)
+        _table(agent_for(machine).node_action(name, node, action).nodes)
 
 
 _drill("kill", "Drill: cut NODE's power (its container is killed).")
@@ -257,7 +248,7 @@ _drill("partition", "Drill: pull NODE's cable (off the cluster network, still ru
 @friendly
 def cluster_load(machine: str, name: str, images: tuple[str, ...], quiet: bool) -> None:
     """Copy IMAGES from the machine's engine into every node (no registry needed)."""
-    client = _client(machine)
+    client = agent_for(machine)
     accepted = client.cluster_load(name, list(images))
     if quiet:
         for event in client.follow(accepted):
@@ -288,4 +279,4 @@ def cluster_unlock(machine: str, name: str, node: str | None, key_file: Path | N
         key = sys.stdin.readline().strip()
     else:
         key = click.prompt("unlock key", hide_input=True)
-    _table(_client(machine).cluster_unlock(name, key, node).nodes)
+    _table(agent_for(machine).cluster_unlock(name, key, node).nodes)

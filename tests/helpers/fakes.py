@@ -234,7 +234,7 @@ class FakeGuest(Knobs):
             raise
         self.commands.append(command)
         if "_ping" in command:
-            return (0, "OK") if self.guests.engine_up else (7, "")
+            return self._ping()
         if command.startswith("date +%s"):
             return 0, f"{time.time() + self.guests.clock_offset:.6f}\n"
         if command.startswith("date -u -s"):
@@ -251,6 +251,16 @@ class FakeGuest(Knobs):
                 self.guests.driver.poweroff(self.addr.machine)
             return 0, ""
         return 0, ""
+
+    def _ping(self) -> tuple[int, str]:
+        spec = self.guests.driver.specs.get(self.addr.machine)
+        image = spec.kernel.parent if spec is not None else None
+        if spec is not None and image in self.guests.dockerd_exits:
+            with spec.serial_log.open("a") as f:
+                f.write("moorage: dockerd starting\n")  # init started it once more
+            return 7, ""
+        broken = image in self.guests.broken_images
+        return (0, "OK") if self.guests.engine_up and not broken else (7, "")
 
     def close(self) -> None:
         self.connected = False
@@ -276,6 +286,11 @@ class FakeGuests:
         self.on_import: Callable[[str], None] | None = None
         """Told of a ``docker import`` command (the swarm node image)."""
         self.engine_up = True
+        self.broken_images: set[Path] = set()
+        """Image folders whose engine never answers (the guest boots, dockerd hangs)."""
+        self.dockerd_exits: set[Path] = set()
+        """Image folders whose dockerd exits as soon as it starts: each engine probe
+        finds that init started it once more (run-dockerd.sh's console line)."""
         self.poweroff_works = True
         self.poweroff_gate: threading.Event | None = None
         """``busybox poweroff`` waits for this, when set, before the VM goes down."""

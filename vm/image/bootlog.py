@@ -23,7 +23,8 @@ What the guest writes (``STEP``, ``NAME``, ``PATH`` … stand for values)::
     moorage: warning: the shared folder PATH could not be mounted (MECHANISM)
     moorage: boot done                                      boot.sh is finished
     moorage: dockerd starting without shared folders        run-dockerd.sh
-    moorage: dockerd starting                               run-dockerd.sh
+    moorage: dockerd starting                               run-dockerd.sh, each time init
+                                                            starts dockerd (it respawns it)
     moorage: shutting down                                  shutdown.sh
     moorage: halted                                         shutdown.sh
 
@@ -35,6 +36,9 @@ How a line becomes events (``parse_line``), in this order:
 - ``moorage: shared PATH (MECHANISM)``: a ``shared`` with the host folder PATH,
   then a ``progress`` with the whole message.
 - ``moorage: boot done…``: a ``progress`` with the message, then ``done``.
+- ``moorage: dockerd starting`` (only that): a ``progress`` with the message, then
+  ``dockerd``. The host counts these: a dockerd that exits as soon as it starts is
+  started again and again by init, and never answers.
 - any other ``moorage: TEXT``: a ``progress`` with TEXT.
 - lines not starting with ``moorage: `` (the kernel's, e2fsck's): nothing.
 
@@ -53,15 +57,16 @@ _ERROR = PREFIX + "error"
 _WARNING = PREFIX + "warning: "
 _SHARED = PREFIX + "shared "
 _DONE = PREFIX + "boot done"
+_DOCKERD = PREFIX + "dockerd starting"
 
-BootEventKind = Literal["error", "warning", "shared", "progress", "done"]
+BootEventKind = Literal["error", "warning", "shared", "progress", "done", "dockerd"]
 
 
 @dataclass(frozen=True)
 class BootEvent:
     """One thing the guest said while booting. ``text`` depends on ``kind``: the
     message for ``error``, ``warning`` and ``progress``, the host folder's path for
-    ``shared``, the guest's last message for ``done``."""
+    ``shared``, the guest's last message for ``done``, the message for ``dockerd``."""
 
     kind: BootEventKind
     text: str
@@ -82,6 +87,8 @@ def parse_line(line: str) -> list[BootEvent]:
     events.append(BootEvent("progress", message))
     if line.startswith(_DONE):
         events.append(BootEvent("done", message))
+    elif line.rstrip() == _DOCKERD:
+        events.append(BootEvent("dockerd", message))
     return events
 
 

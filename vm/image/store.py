@@ -104,7 +104,8 @@ def ensure(name: str, report: Report, *, force: bool = False) -> Path:
         finally:
             shutil.rmtree(work, ignore_errors=True)
         for old in target.parent.iterdir():
-            if old.is_dir() and old != target and not old.name.startswith("."):
+            # Images that updates brought (release-VERSION) are the selection's to keep.
+            if old.is_dir() and old != target and not old.name.startswith((".", "release-")):
                 shutil.rmtree(old, ignore_errors=True)
         report(f"image ready: {target}")
         return target

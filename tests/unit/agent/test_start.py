@@ -1,10 +1,14 @@
 """The start chain's branches (``agent/start.py``): shared folders, the accelerator,
-a VM without a record, a slow engine, forwards. Over fakes, in seconds."""
+a VM without a record, a slow engine, a dockerd that exits at once, forwards. Over
+fakes, in seconds."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from moorage.agent import start
 from moorage.agent.machine import MachineAgent
 from moorage.errors import EngineError, MachineError, SharedFolderError
 from moorage.runtime import RuntimeRecord
@@ -158,6 +162,38 @@ def test_a_probe_that_loses_the_link_connects_again(machine: Machine) -> None:
     probe = [e for e in agent.events.after(accepted.since, 0) if "engine probe" in e.message]
     assert [e.phase for e in probe] == ["engine"]
     assert guests.last.calls["connect"] == 2
+
+
+def test_a_dockerd_that_exits_as_soon_as_it_starts_fails_the_start_at_once(
+    machine: Machine,
+) -> None:
+    assert start.ENGINE_TIMEOUT == 300  # the wait it does not sit out
+    machine.fakes.guests.dockerd_exits.add(machine.fakes.image_dir)
+    agent = machine.agent()
+    error = machine.start(agent)  # within seconds: wait_event gives it 10
+    assert (error.kind, error.code, error.phase) == ("error", "engine", "engine")
+    assert error.message == "dockerd in the guest exits as soon as it starts (3 times)"
+    assert error.fix == "`moorage logs --engine` shows why"
+    again = [e.message for e in agent.events.after(0, 0) if "init started it again" in e.message]
+    assert again == ["dockerd in the guest exited at once; init started it again (start 2)"]
+    assert agent.state() == "degraded"  # the VM runs on, for `moorage logs --engine`
+
+
+def test_dockerd_starts_from_before_the_agent_came_are_not_counted(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = machine.agent()
+    machine.start(first)
+    with first.paths.serial_log.open("a") as f:  # dockerd was restarted, days ago
+        f.write("moorage: dockerd starting\n" * start.DOCKERD_STARTS)
+    machine.kill_agent(first)
+    monkeypatch.setattr(start, "ENGINE_TIMEOUT", 1.0)
+    machine.fakes.guests.engine_up = False  # and now it is slow to answer
+
+    second = machine.agent()
+    error = machine.start(second)
+    assert error.message == "dockerd in the guest did not answer in 1s"
+    assert machine.fakes.driver.calls["start"] == 1  # adopted, not booted again
 
 
 def test_published_ports_are_forwarded_and_reported(machine: Machine) -> None:

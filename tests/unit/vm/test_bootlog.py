@@ -46,6 +46,17 @@ def test_boot_done_is_progress_then_done() -> None:
     ]
 
 
+def test_each_start_of_dockerd_is_progress_then_dockerd() -> None:
+    assert parse_line("moorage: dockerd starting") == [
+        BootEvent("progress", "dockerd starting"),
+        BootEvent("dockerd", "dockerd starting"),
+    ]
+    # Said before the start line, not instead of it: one start, not two.
+    assert parse_line("moorage: dockerd starting without shared folders") == [
+        BootEvent("progress", "dockerd starting without shared folders")
+    ]
+
+
 def test_a_missing_log_has_no_events_yet(tmp_path: Path) -> None:
     reader = BootLogReader(tmp_path / "serial.log")
     assert reader.read_new() == []
