@@ -108,7 +108,7 @@ def leader(socket: Path) -> str | None:
                     return str(n["Description"]["Hostname"])
         finally:
             client.close()
-    except Exception:  # noqa: BLE001 - no leader yet, or that manager is gone
+    except Exception:
         return None
     return None
 
