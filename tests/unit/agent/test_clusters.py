@@ -63,9 +63,9 @@ def test_create_runs_every_phase_and_leaves_a_running_cluster_with_its_context(
     assert all(n.state == "ready" and n.container == "running" for n in status.nodes)
     assert [n.name for n in status.nodes if n.leader] == ["c1-m1"]
     assert status.context == "moorage-cluster-c1"
-    assert status.heartbeat_s == 2 and status.down_after_s == 6  # TCG fast drills
+    assert status.heartbeat_s == 3 and status.down_after_s == 9  # TCG fast drills
     swarm = machine.fakes.swarm
-    assert swarm.heartbeat_ns == 2_000_000_000
+    assert swarm.heartbeat_ns == 3_000_000_000
     assert swarm.networks == {"moorage-swarm-c1": "172.30.1.0/24"}
     assert machine.fakes.contexts.contexts["moorage-cluster-c1"] == agent.paths.cluster_socket("c1")
     sockets = machine.fakes.cluster_sockets.unix_paths

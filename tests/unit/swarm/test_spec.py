@@ -50,7 +50,7 @@ def test_an_added_node_takes_the_lowest_free_index_of_its_role() -> None:
 def test_fast_drills_shorten_heartbeats_more_under_kvm_than_tcg() -> None:
     assert spec.timers(fast_drills=False, accel="kvm").down_after_s == 15
     assert spec.timers(fast_drills=True, accel="kvm").heartbeat_s == 1
-    assert spec.timers(fast_drills=True, accel="tcg").heartbeat_s == 2
+    assert spec.timers(fast_drills=True, accel="tcg").heartbeat_s == 3
     assert spec.timers(fast_drills=True, accel="tcg").election_ticks == 10
 
 
