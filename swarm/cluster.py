@@ -507,7 +507,14 @@ def remove_swarm_entries(ctx: Context, manager: str, name: str) -> None:
         with opened(lambda: ctx.engines.node(manager, CALL)) as n, speaking(f"forgetting {name}"):
             if (entry.get("Spec") or {}).get("Role") == "manager":
                 node_spec = dict(entry["Spec"], Role="worker")
-                n.update_node(entry["ID"], entry["Version"]["Index"], node_spec)
+                try:
+                    n.update_node(entry["ID"], entry["Version"]["Index"], node_spec)
+                except docker.errors.APIError as exc:
+                    # After --force-new-cluster the lost managers are still listed as
+                    # managers but are no Raft members, and cannot be demoted: removed
+                    # with --force they go all the same.
+                    if "raft memberlist" not in str(exc.explanation or exc):
+                        raise
             n.remove_node(entry["ID"], force=True)
 
 

@@ -275,6 +275,8 @@ class Node:
             raise _api_error(400, f"invalid Availability: {spec['Availability']!r}")
         for name, m in self.s.members.items():
             if m.id == node_id:
+                if m.role == "manager" and spec["Role"] == "worker" and name not in self.s.raft:
+                    raise _api_error(404, "rpc error: can't find manager in raft memberlist")
                 m.role, m.availability = spec["Role"], spec["Availability"]
                 if m.role == "manager":
                     self.s.raft.add(name)
