@@ -85,6 +85,10 @@ class Cluster:
         ).stdout  # fmt: skip
         return [line.split()[0] for line in out.splitlines() if " Running " in f" {line} "]
 
+    def update_state(self, service: str) -> str:
+        return self.docker("service", "inspect", service, "--format",
+                           "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}").stdout.strip()  # fmt: skip
+
     def service(self, name: str, *args: str, replicas: int = 2) -> None:
         self.docker("service", "create", "--detach", "--name", name, "--replicas", str(replicas),
                     "--hostname", "{{.Node.Hostname}}", *args)  # fmt: skip
@@ -169,11 +173,13 @@ def test_the_routing_mesh_answers_on_localhost_from_every_replica(cluster: Clust
 def test_overlay_dns_reaches_replicas_on_other_nodes_through_the_vip(cluster: Cluster) -> None:
     cluster.docker("network", "create", "-d", "overlay", "--attachable", "appnet")
     cluster.docker("service", "update", "--detach", "--network-add", "appnet", "web")
-    wait_for(lambda: len(cluster.running_tasks("web")) == 3, 300, "web back on appnet")
+    wait_for(lambda: cluster.update_state("web") == "completed", 300, "web moved onto appnet")
+    wait_for(lambda: len(cluster.running_tasks("web")) == 3, 300, "web's 3 tasks on appnet")
     # busybox's own resolver (nslookup) and nc: Debian's static busybox's wget crashes
     # (a static glibc cannot load NSS modules), with a name or an address alike.
     probe = (
-        "sleep 5; vip=$(nslookup web | awk '/^Address: / {a=$2} END {print a}'); "
+        "for i in $(seq 60); do vip=$(nslookup web | awk '/^Address: / {a=$2} END {print a}'); "
+        '[ -n "$vip" ] && break; sleep 1; done; '
         'echo "vip $vip"; for i in $(seq 40); do '
         "printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 3 $vip 80 | tail -n 1; "
         "done; echo probe-done; sleep 100000"
@@ -206,11 +212,8 @@ def test_a_rolling_update_whose_health_check_fails_rolls_back_by_itself(cluster:
         "rolling",
     )  # fmt: skip
 
-    def state() -> str:
-        return cluster.docker("service", "inspect", "rolling", "--format",
-                              "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}").stdout.strip()  # fmt: skip
-
-    took = wait_for(lambda: state() == "rollback_completed", 300, "the automatic rollback")
+    took = wait_for(lambda: cluster.update_state("rolling") == "rollback_completed", 300,
+                    "the automatic rollback")  # fmt: skip
     print(f"rolled back {took:.0f}s after the update")
     health = cluster.docker("service", "inspect", "rolling", "--format",
                             "{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck.Test}}").stdout  # fmt: skip
