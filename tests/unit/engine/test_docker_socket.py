@@ -15,6 +15,7 @@ from pathlib import Path
 
 from moorage.engine.docker_socket import DockerSocket, new_token
 from moorage.engine.relay import RelayLoop
+from tests.helpers.servers import serve_each
 
 
 def _reversing_gate(listener: socket.socket, token: bytes, seen: list[bytes]) -> None:
@@ -29,12 +30,7 @@ def _reversing_gate(listener: socket.socket, token: bytes, seen: list[bytes]) ->
             if line == token:
                 conn.sendall(f.read()[::-1])
 
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        threading.Thread(target=one, args=(conn,), daemon=True).start()
+    serve_each(listener, one)
 
 
 def test_relays_token_then_bytes_and_passes_on_a_half_close(tmp_path: Path) -> None:

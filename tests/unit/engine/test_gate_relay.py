@@ -11,6 +11,7 @@ import pytest
 
 from moorage.engine.gate_relay import Gate, RoutedServer
 from moorage.engine.relay import RelayLoop
+from tests.helpers.servers import serve_each
 
 TOKEN = "ab" * 32
 
@@ -27,12 +28,7 @@ def _gate(listener: socket.socket, alive: set[str], seen: list[str]) -> None:
             data = b"".join(iter(lambda: f.read1(65536), b""))
             conn.sendall(route.encode() + b":" + data)
 
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        threading.Thread(target=one, args=(conn,), daemon=True).start()
+    serve_each(listener, one)
 
 
 @pytest.fixture

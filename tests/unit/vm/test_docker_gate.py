@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.servers import serve_each
+
 TOKEN = "ab" * 32
 
 
@@ -28,12 +30,7 @@ def _echo(listener: socket.socket, prefix: bytes) -> None:
             data = b"".join(iter(lambda: conn.recv(65536), b""))
             conn.sendall(prefix + data)
 
-    while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        threading.Thread(target=one, args=(conn,), daemon=True).start()
+    serve_each(listener, one)
 
 
 def _unix_echo(path: Path, prefix: bytes) -> socket.socket:
