@@ -9,15 +9,19 @@ For each setting (``--fast-drills`` and the engine's defaults) one 3-manager,
   its ``/_ping``, plus ``swarm init``, plus the managers' joins (one at a time, as
   Raft wants) and the slowest worker's join. Goal: total <= 1.5 x critical path.
 - **failover**: ``kill`` of the leader until another manager says it leads, polled
-  every 0.2 s through the cluster's socket. Floor: the Raft election timeout, 10
-  ticks of 1 s. Goal: within 3 s of it.
+  every 0.2 s through the cluster's socket, three times (the median). Floor: the Raft
+  election timeout, 10 ticks of 1 s (Raft draws each follower's timeout from 10 to 20
+  ticks). Goal: within 3 s of it.
 - **rescheduling**: ``kill`` of a worker running a 2-replica service until the swarm
   has given its task to another node (a task assigned elsewhere), and until that
-  task runs. Floor: the node's Down time, 3 heartbeats. Goal: within 3 s of it.
+  task runs. Floor: the node's Down time, 3 heartbeats, plus the task restart delay,
+  5 s by default. Goal: within 3 s of it.
 - **drain**: ``drain`` of a node until both tasks run elsewhere (no floor: a task's
   stop and start).
 - **wake**: ``moorage restart`` until the cluster has a leader and a service's port
-  answers on the host, counted from the machine's ready. Floor: the election timeout.
+  answers on the host, counted from the machine's ready. Floor: the slowest node's
+  engine answering again (measured: dockerd's own start, no timer), plus the election
+  timeout.
 - **memory**: the VM's used memory (``free -m`` in the guest) before the cluster and
   with it idle, per node. Goal: under 150 MB a node.
 
@@ -41,6 +45,8 @@ from moorage.engine.docker_api import api_client
 
 CLUSTER = "bench"
 PORT = 18580
+RESTART_DELAY = 5.0
+"""A service task's restart delay (``--restart-delay``), the engine's default."""
 
 
 def used_mib() -> int:
@@ -113,6 +119,17 @@ def leader(socket: Path) -> str | None:
     return None
 
 
+def pings(socket: Path) -> bool:
+    try:
+        client = api_client(socket, timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
 def until(what: Any, timeout: float = 300, every: float = 0.2) -> float:
     began = time.monotonic()
     while time.monotonic() - began < timeout:
@@ -151,14 +168,19 @@ def run(fast: bool, image: str) -> dict[str, float]:
     moorage("cluster", "load", CLUSTER, image, "--quiet")
     time.sleep(30)
     r["mib_per_node"] = (used_mib() - before) / 5
-    r["floor_down"], r["floor_election"] = 3 * heartbeat, float(election)
+    r["floor_down"], r["floor_election"] = 3 * heartbeat + RESTART_DELAY, float(election)
 
-    old = leader(socket)
-    began = time.monotonic()
-    moorage("cluster", "kill", CLUSTER, str(old))
-    until(lambda: (new := leader(socket)) is not None and new != old, 120)
-    r["failover"] = time.monotonic() - began
-    moorage("cluster", "heal", CLUSTER)
+    failovers = []
+    for _ in range(3):
+        old = leader(socket)
+        began = time.monotonic()
+        moorage("cluster", "kill", CLUSTER, str(old))
+        until(lambda old=old: (new := leader(socket)) is not None and new != old, 120)
+        failovers.append(time.monotonic() - began)
+        moorage("cluster", "heal", CLUSTER)
+        until(lambda: all(n["state"] == "ready" for n in cluster_status()["nodes"]), 300, 1)
+    r["failover"] = sorted(failovers)[1]
+    r["failovers"] = failovers  # type: ignore[assignment]
 
     service("moving", image, "sleep", "100000")
     victim = tasks("moving")[0][0]
@@ -186,8 +208,11 @@ def run(fast: bool, image: str) -> dict[str, float]:
     docker_cluster("service", "create", "--detach", "--name", "web", "-p", f"{PORT}:80", image,
                    "httpd", "-f", "-p", "80", "-h", "/www")  # fmt: skip
     until(lambda: http_ok(PORT), 300)
+    nodes = [Path(n["socket"]) for n in cluster_status()["nodes"]]
     moorage("restart")
     began = time.monotonic()
+    until(lambda: all(pings(n) for n in nodes), 600, 0.5)
+    r["engines_back"] = time.monotonic() - began
     until(lambda: leader(socket) is not None and http_ok(PORT), 600, 0.5)
     r["wake"] = time.monotonic() - began
     moorage("cluster", "rm", CLUSTER, "-y")
@@ -202,6 +227,7 @@ def main() -> None:
     moorage("cluster", "rm", CLUSTER, "-y", check=False)
     for fast in {"fast": [True], "default": [False]}.get(which, [True, False]):
         r = run(fast, image)
+        sys.stdout.flush()
         name = "--fast-drills" if fast else "defaults"
         print(f"\n## {name}")
         print(f"create {r['total']:.1f}s = " + ", ".join(
@@ -210,13 +236,19 @@ def main() -> None:
         print(f"critical path {r['critical']:.1f}s (slowest engine {r['slowest_engine']:.1f}s "
               f"+ init + joins): ratio {r['total'] / r['critical']:.2f} (goal <= 1.5)")  # fmt: skip
         e, d = r["floor_election"], r["floor_down"]
-        print(f"failover {r['failover']:.1f}s, floor {e:.0f}s election: +{r['failover'] - e:.1f}s "
-              "(goal <= +3)")  # fmt: skip
-        print(f"rescheduled {r['rescheduled']:.1f}s (running {r['rescheduled_running']:.1f}s), "
-              f"floor {d:.0f}s Down: +{r['rescheduled'] - d:.1f}s (goal <= +3)")  # fmt: skip
+        rounds = ", ".join(f"{f:.1f}" for f in r["failovers"])  # type: ignore[attr-defined]
+        print(f"failover median {r['failover']:.1f}s ({rounds}), floor {e:.0f}s election: "
+              f"+{r['failover'] - e:.1f}s (goal <= +3)")  # fmt: skip
+        print(
+            f"rescheduled {r['rescheduled']:.1f}s (running {r['rescheduled_running']:.1f}s), "
+            f"floor {d:.0f}s (Down + restart delay): +{r['rescheduled'] - d:.1f}s (goal <= +3)"
+        )
         print(f"drain {r['drain']:.1f}s")
-        print(f"wake after restart {r['wake']:.1f}s, floor {e:.0f}s election: "
-              f"+{r['wake'] - e:.1f}s (goal <= +3)")  # fmt: skip
+        w = r["engines_back"] + e
+        print(
+            f"wake after restart {r['wake']:.1f}s, floor {w:.1f}s (engines back "
+            f"{r['engines_back']:.1f}s + election): +{r['wake'] - w:.1f}s (goal <= +3)"
+        )
         print(f"memory {r['mib_per_node']:.0f} MiB of the VM per idle node (goal < 150)")
 
 
