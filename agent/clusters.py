@@ -84,13 +84,14 @@ class ClusterManager:
         self.paths = agent.paths
         self._lock = threading.RLock()
         self._clusters: dict[str, _Cluster] = {
-            name: _Cluster(rec, self._blank(rec))
+            name: _Cluster(rec, self._blank(rec, agent.name))
             for name, rec in records.load_all(self.paths.clusters).items()
         }
         self._gate: Gate | None = None
         self._hosts: tuple[str, ...] = ("127.0.0.1", "::1")
         self._stop_watch = threading.Event()
         self._watching = False
+        self._image_version = ""
 
     # ----- what the agent tells us ------------------------------------------------
 
@@ -126,7 +127,7 @@ class ClusterManager:
             clusters = list(self._clusters.values())
         for c in clusters:
             self._close_sockets(c)
-            c.status = self._blank(c.record)
+            c.status = self._blank(c.record, self.agent.name)
         self._gate = None
 
     def forget_all(self) -> None:
@@ -181,7 +182,7 @@ class ClusterManager:
                 NodeRecord(n.name, n.role, n.index)
                 for n in spec_mod.plan_nodes(name, rec.subnet, managers, workers)
             ]
-            c = _Cluster(rec, self._blank(rec))
+            c = _Cluster(rec, self._blank(rec, self.agent.name))
             self._check_names_free(rec)
             self._clusters[name] = c
         return self._begin(c, "cluster-create", lambda: self._create(c))
@@ -678,7 +679,7 @@ class ClusterManager:
             guest=guest,
             report=lambda line: self._progress(c, line),
             check_cancel=check,
-            image_version=getattr(self, "_image_version", "") or "dev",
+            image_version=self._image_version or "dev",
         )
 
     def _machine_up(self) -> bool:
@@ -705,11 +706,12 @@ class ClusterManager:
             )
 
     @staticmethod
-    def _blank(rec: ClusterRecord) -> ClusterStatus:
+    def _blank(rec: ClusterRecord, machine: str) -> ClusterStatus:
+        """What is known of a cluster without looking: its record."""
         timers = spec_mod.Timers(rec.heartbeat_s)
         return ClusterStatus(
             name=rec.name,
-            machine="",
+            machine=machine,
             state="stopped" if rec.stopped else "unknown",
             fast_drills=rec.fast_drills,
             heartbeat_s=rec.heartbeat_s,
