@@ -215,6 +215,7 @@ def run(fast: bool, image: str) -> dict[str, float]:
     r["engines_back"] = time.monotonic() - began
     until(lambda: leader(socket) is not None and http_ok(PORT), 600, 0.5)
     r["wake"] = time.monotonic() - began
+    until(lambda: cluster_status()["operation"] is None, 600, 1)  # the start after the restart
     moorage("cluster", "rm", CLUSTER, "-y")
     return r
 

@@ -299,6 +299,8 @@ def test_killing_the_leader_elects_another_and_the_context_follows(cluster: Clus
             line.endswith(" Leader") and not line.startswith(leader) for line in out.splitlines()
         )
 
+    # The routing mesh's host port keeps answering: a dead node is passed over.
+    assert get(WEB_PORT, timeout=30)
     wait_for(new_leader, 120, "a new leader")
     elected = time.monotonic() - began
     _update_through_the_context(cluster, "FAILOVER=1")
