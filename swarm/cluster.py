@@ -535,7 +535,7 @@ def recover(
         if c is None or c.state != "running" or node.drill in ("frozen", "partitioned"):
             continue
         try:
-            with opened(lambda node=node: ctx.engines.node(node.name, 10)) as n:  # type: ignore[misc]
+            with opened(lambda node=node: ctx.engines.node(node.name, 30)) as n:  # type: ignore[misc]
                 state = n.info()["Swarm"]["LocalNodeState"]
         except Exception as exc:  # not answering: not a survivor
             log.info("recover: %s does not answer: %s", node.name, exc)
@@ -641,7 +641,7 @@ def unlock(ctx: Context, record: ClusterRecord, key: str, only: str | None) -> l
         if node.role != "manager" or (only is not None and node.name != only):
             continue
         try:
-            with opened(lambda node=node: ctx.engines.node(node.name, 10)) as n:  # type: ignore[misc]
+            with opened(lambda node=node: ctx.engines.node(node.name, 30)) as n:  # type: ignore[misc]
                 if n.info()["Swarm"]["LocalNodeState"] != "locked":
                     continue
                 with speaking(f"{node.name}: unlock"):

@@ -12,6 +12,7 @@ out ENGINE_TIMEOUT (300 s). The restart is two boots and a stop.
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,16 @@ from tests.helpers.update_repo import copy_image, publish_image, serve
 
 
 @pytest.fixture
-def updating_machine(fresh_home: Path) -> Iterator[tuple[Machine, Path]]:
+def updating_machine(
+    fresh_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Machine, Path]]:
+    # An image cache of the test's own (the built image hard-linked in): the failed
+    # release it marks must not follow the next run, nor a user's machine.
+    built = store.image_path("debian")
+    cache = fresh_home / "cache"
+    (cache / "images" / "debian").mkdir(parents=True)
+    subprocess.run(["cp", "-al", str(built), str(cache / "images" / "debian")], check=True)
+    monkeypatch.setenv("MOORAGE_CACHE", str(cache))
     m = _start(unique("upd"), fresh_home, extra="mounts = []\n")
     try:
         yield m, fresh_home
