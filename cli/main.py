@@ -19,6 +19,7 @@ from moorage import config as config_mod
 from moorage.api.client import AgentClient, machines
 from moorage.api.schema import Operation
 from moorage.cli.common import agent_for, console, friendly, machine_option, run_op
+from moorage.cli.desktop import dashboard, tray
 from moorage.cli.swarm import cluster, swarm
 from moorage.cli.updates import update
 from moorage.paths import MachinePaths, check_machine_name
@@ -290,6 +291,8 @@ def doctor(machine: str, kvm_only: bool) -> None:
 main.add_command(swarm)
 main.add_command(cluster)
 main.add_command(update)
+main.add_command(tray)
+main.add_command(dashboard)
 
 if __name__ == "__main__":
     main()
