@@ -599,6 +599,10 @@ class DesktopApp(QObject):
                     self._error_box("Preferences are not available", exc)
                     return
                 self.preferences = cls(self.client, self.calls)
+                # Its "Restart now" is the menu's Restart: pending, progress, errors.
+                restart = getattr(self.preferences, "restart_requested", None)
+                if restart is not None:
+                    restart.connect(lambda: self._machine("restart"))
             self.preferences.open()
 
         self._run(model.PREFERENCES, self._agent, done=opened, title="The host agent did not start")
