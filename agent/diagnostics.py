@@ -48,10 +48,11 @@ MIN_SECRET = 8
 
 _PEM = re.compile(
     r"(-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----)"
-    r"(?:.*?-----END \2PRIVATE KEY-----|(?:\s*[A-Za-z0-9+/=:,\-]+(?:\\n)?)*)",
+    r"(?:.*?-----END \2PRIVATE KEY-----|(?:\s*(?:(?!-----)[A-Za-z0-9+/=:,\-])+(?:\\n)?)*)",
     re.DOTALL,
 )
 _SWARM = re.compile(r"\b(SWMTKN-1-|SWMKEY-1-)[A-Za-z0-9+/=_-]+")
+_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^/\s:@]+:)([^@\s/]+)@")
 # The last word of a secret's name (words split at snake, kebab, dotted or camel case).
 _SECRET_WORDS = frozenset(
     {"token", "tokens", "password", "passwords", "passwd", "passphrase", "secret",
@@ -80,7 +81,8 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> tuple[str, int]:
     """``text`` with every secret replaced by ``[scrubbed]``, and how many were.
 
     Replaced: PEM private key blocks (a block cut short too), swarm join tokens
-    (``SWMTKN-1-…``) and unlock keys (``SWMKEY-1-…``), each of ``secrets`` (literal
+    (``SWMTKN-1-…``) and unlock keys (``SWMKEY-1-…``), passwords in URLs
+    (``https://user:PASSWORD@host``, a proxy's), each of ``secrets`` (literal
     strings, such as the Docker socket's gate token), and the values of keys named
     like a secret (``secret_name``) in JSON (string values) and in ``key = value``
     text. A value already scrubbed is not counted again.
@@ -106,6 +108,7 @@ def scrub(text: str, secrets: Iterable[str] = ()) -> tuple[str, int]:
 
     text = _PEM.sub(counted(pem), text)
     text = _SWARM.sub(counted(lambda m: f"{m.group(1)}{PLACEHOLDER}"), text)
+    text = _URL_PASSWORD.sub(counted(lambda m: f"{m.group(1)}{PLACEHOLDER}@"), text)
     for secret in sorted({s for s in secrets if len(s) >= MIN_SECRET}, key=len, reverse=True):
         found = text.count(secret)
         if found:
@@ -213,7 +216,7 @@ def versions(agent: MachineAgent, tool: Callable[[list[str]], str] | None = None
             f"guest engine: {manifest.engine_version}",
             f"guest kernel: {manifest.kernel} ({manifest.cmdline})",
         ]
-    status = agent.status
+    status = agent.snapshot()
     lines.append(f"driver: {status.driver or 'not chosen yet'}; accel: {status.accel or '-'}")
     return "\n".join(lines) + "\n"
 

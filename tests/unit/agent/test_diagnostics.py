@@ -68,6 +68,20 @@ def test_a_pem_key_inside_a_json_string_is_scrubbed() -> None:
     json.loads(out)
 
 
+def test_consecutive_cut_pem_keys_are_each_counted() -> None:
+    cut = "-----BEGIN RSA PRIVATE KEY-----\n" + "QUJD" * 16 + "\n"
+    out, n = scrub(cut * 3)
+    assert n == 3
+    assert "QUJD" not in out
+
+
+def test_passwords_in_urls_are_scrubbed() -> None:
+    out, n = scrub("HTTPS_PROXY=http://me:s3cr%40t@proxy:3128 see https://example.com/a@b")
+    assert n == 1
+    assert out == f"HTTPS_PROXY=http://me:{PLACEHOLDER}@proxy:3128 see https://example.com/a@b"
+    assert scrub(out) == (out, 0)
+
+
 def test_given_secrets_are_scrubbed_wherever_they_are() -> None:
     token = new_token()
     out, n = scrub(f"gate {token}\nagain:{token}", [token])
