@@ -856,13 +856,32 @@ class DesktopApp(QObject):
     # ----- for the single-instance socket ----------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A request from another launch (``desktop/ipc.py``)."""
+        """A request from another launch (``desktop/ipc.py``), or from the tray's
+        end-to-end test, ``scripts/screenshots`` and ``bench/desktop.py``: ``describe``
+        also names the X window (``winId``) of each top-level window that is shown, so
+        they can photograph it with ``import -window ID``."""
         cmd = request.get("cmd")
         if cmd == "dashboard":
             self.show_dashboard(request.get("page"))
             return {"ok": True}
+        if cmd == "preferences":
+            self.show_preferences()
+            return {"ok": True}
         if cmd == "describe":
-            return {"ok": True, **self.describe()}
+            shown = {
+                name: int(w.winId())
+                for name, w in (("dashboard", self.dashboard), ("preferences", self.preferences))
+                if isinstance(w, QWidget) and w.isVisible()
+            }
+            boxes = [int(b.winId()) for b in self._boxes if b.isVisible()]
+            return {
+                "ok": True,
+                **self.describe(),
+                "preferences_visible": "preferences" in shown,
+                "windows": shown,
+                "boxes": boxes,
+                "messages": [list(m) for m in self.messages],
+            }
         if cmd == "quit":
             QTimer.singleShot(0, self.quit)
             return {"ok": True}
