@@ -80,7 +80,8 @@ class FolderList(QWidget):
         super().__init__(parent)
         self._choose = choose
         self.list = QListWidget(self)
-        self.list.setMinimumHeight(90)
+        self.list.setMinimumHeight(70)
+        self.list.setMaximumHeight(120)
         self.add = QPushButton("Add…", self)
         self.remove = QPushButton("Remove", self)
         self.remove.setEnabled(False)
@@ -133,7 +134,7 @@ class Editor:
         small.setPointSizeF(max(small.pointSizeF() * 0.9, 7.0))
         self.help.setFont(small)
         self.help.setStyleSheet("color: palette(mid);")
-        self.help.setVisible(field.kind != "check" and bool(field.help))
+        self.help.setVisible(bool(field.help))
         self.error = QLabel("", parent)
         self.error.setObjectName(f"error-{field.key}")
         self.error.setWordWrap(True)
@@ -144,7 +145,10 @@ class Editor:
         column = QVBoxLayout(self.box)
         column.setContentsMargins(0, 0, 0, 4)
         column.setSpacing(2)
-        column.addWidget(self.widget)
+        if field.kind in ("folders", "text", "table"):
+            column.addWidget(self.widget)
+        else:  # a spin box, a combo box, a checkbox: their own width, at the left
+            column.addWidget(self.widget, 0, Qt.AlignmentFlag.AlignLeft)
         column.addWidget(self.help)
         column.addWidget(self.error)
 
@@ -155,9 +159,14 @@ class Editor:
         suffix = f" {field.unit}" if field.unit else ""
         match field.kind:
             case "check":
-                return QCheckBox(field.help, parent)
+                return QCheckBox(parent)
             case "choice":
                 combo = QComboBox(parent)
+                # Long choice help shows in full in the popup, not in the dialog's width.
+                combo.setSizeAdjustPolicy(
+                    QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+                )
+                combo.setMinimumContentsLength(34)
                 for value, text in field.choices:
                     combo.addItem(text, value)
                 return combo
@@ -165,6 +174,7 @@ class Editor:
                 spin = QSpinBox(parent)
                 spin.setRange(int(low), int(high))
                 spin.setSuffix(suffix)
+                spin.setMinimumWidth(120)
                 return spin
             case "float":
                 dspin = QDoubleSpinBox(parent)
@@ -172,6 +182,7 @@ class Editor:
                 dspin.setSingleStep(0.5)
                 dspin.setRange(low, high)
                 dspin.setSuffix(suffix)
+                dspin.setMinimumWidth(120)
                 return dspin
             case "folders":
                 return FolderList(choose, parent)
@@ -262,7 +273,7 @@ class Section:
             self._body.deleteLater()
         self._body = QWidget(self.group)
         rows = QFormLayout(self._body)
-        rows.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.ExpandingFieldsGrow)
+        rows.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         self.fields = form.fields(schema)
         self.editors = {}
         for field in self.fields:
@@ -338,6 +349,7 @@ class PreferencesDialog(QDialog):
         column.addStretch()
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
 
         self.buttons = QDialogButtonBox(

@@ -4,6 +4,7 @@ the update channel and start at login."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,14 @@ from moorage.desktop.preferences import FolderList, PreferencesDialog
 from moorage.errors import ConfigError
 from tests.helpers import fake_agent_client
 from tests.helpers.fake_agent_client import FakeAgentClient, error
+
+
+@pytest.fixture(autouse=True)
+def _collect_on_the_gui_thread() -> None:
+    """Collect the last test's Qt objects here, on the GUI thread. Left to chance, the
+    cyclic GC may run on a Calls worker and destroy a QObject with a live timer there
+    (Qt cannot stop a timer from another thread), which crashes a later event loop."""
+    gc.collect()
 
 
 @pytest.fixture
@@ -129,7 +138,6 @@ def test_one_widget_per_option_with_the_schemas_ranges_and_help(harness: Harness
     expose = harness.widget("expose_ports")
     assert isinstance(expose, QCheckBox)
     assert not expose.isChecked()
-    assert expose.text() == config_mod.BY_KEY["expose_ports"].description
     mounts = harness.widget("mounts")
     assert isinstance(mounts, FolderList)
     assert mounts.folders() == ["~"]
@@ -137,8 +145,7 @@ def test_one_widget_per_option_with_the_schemas_ranges_and_help(harness: Harness
     for option in config_mod.OPTIONS:
         editor = harness.editor(option.key)
         assert option.description in editor.widget.toolTip()
-        if option.kind is not bool:
-            assert editor.help.text() == option.description
+        assert editor.help.text() == option.description
     channel = harness.widget("channel")
     assert isinstance(channel, QComboBox)
     assert [channel.itemData(i) for i in range(channel.count())] == ["stable", "beta"]
