@@ -208,7 +208,10 @@ class DesktopApp(QObject):
             except ImportError as exc:
                 self._error_box("The dashboard is not available", exc)
                 return
-            self.dashboard = cls(self.client, self.calls)
+            # The app's engine factory and URL opener: a test's fakes reach the pages.
+            self.dashboard = cls(
+                self.client, self.calls, engine=self._engine_factory, open_url=self.open_url
+            )
         if page:
             self.dashboard.show_page(page)
         self.dashboard.show()

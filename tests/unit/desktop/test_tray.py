@@ -30,7 +30,7 @@ from tests.helpers.fake_agent_client import FakeAgentClient, offer, update_view
 class StandInDashboard(QMainWindow):
     """The contract's Dashboard, until the real one is here: records what it is told."""
 
-    def __init__(self, client: Any, calls: Calls, parent: Any = None) -> None:
+    def __init__(self, client: Any, calls: Calls, parent: Any = None, **_: Any) -> None:
         super().__init__(parent)
         self.client, self.calls = client, calls
         self.pages: list[str] = []
