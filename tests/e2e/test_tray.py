@@ -12,26 +12,25 @@ last tests, which kill and delete it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from moorage.desktop import ipc
 from tests.helpers.xvfb import (
     PANEL_CLASS,
+    App,
     Display,
     commonest,
     display,
     drawn,
-    ended,
     missing_tools,
     pixels,
+    running_app,
     share_unlike,
     windows,
 )
@@ -40,45 +39,6 @@ from .conftest import Machine
 
 START_TIMEOUT = 60
 """The tray's first answer: Qt and the app import, then status from the real agent."""
-
-
-@dataclass
-class Tray:
-    proc: subprocess.Popen[bytes]
-    socket: Path
-    log: Path
-    output: Path
-
-    def ask(self, cmd: str, **fields: Any) -> dict[str, Any]:
-        answer = ipc.send({"cmd": cmd, **fields}, path=self.socket, timeout=10)
-        assert answer is not None, f"the tray does not answer on {self.socket}\n{self.logs()}"
-        assert answer.get("ok"), f"{cmd}: {answer}"
-        return answer
-
-    def until(
-        self, what: Callable[[dict[str, Any]], bool], why: str, timeout: float = 30
-    ) -> dict[str, Any]:
-        """``describe`` once ``what(describe)`` holds; fails with the last answer."""
-        deadline = time.monotonic() + timeout
-        while True:
-            d = self.ask("describe")
-            if what(d):
-                return d
-            if time.monotonic() > deadline:
-                d.pop("menu", None)
-                raise AssertionError(
-                    f"not within {timeout:.0f}s: {why}\nlast describe: {d}\n{self.logs()}"
-                )
-            time.sleep(0.2)
-
-    def logs(self) -> str:
-        parts = []
-        for path in (self.output, self.log):
-            try:
-                parts.append(f"--- {path}\n{path.read_text(errors='replace')[-4000:]}")
-            except OSError as exc:
-                parts.append(f"--- {path}: {exc}")
-        return "\n".join(parts)
 
 
 def tray_env(machine: Machine, d: Display) -> dict[str, str]:
@@ -97,35 +57,30 @@ def tray_argv(machine: Machine) -> list[str]:
 
 
 @contextmanager
-def tray_of(machine: Machine, d: Display, tmp: Path) -> Iterator[Tray]:
+def tray_of(machine: Machine, d: Display, tmp: Path) -> Iterator[App]:
     """``moorage tray --machine NAME`` on ``d``, answering; quit afterwards."""
+    home = Path(machine.env["MOORAGE_HOME"])
+    with running_app(
+        tray_argv(machine),
+        tray_env(machine, d),
+        socket=home / "run" / "tray.sock",
+        output=tmp / "tray.out",
+        log=home / "data" / "tray.log",
+        timeout=START_TIMEOUT,
+    ) as app:
+        yield app
+
+
+@pytest.fixture(autouse=True)
+def x_tools() -> None:
     if missing := missing_tools():
         pytest.fail(f"{', '.join(missing)} missing (scripts/install-deps --dev installs them)")
-    home = Path(machine.env["MOORAGE_HOME"])
-    output = tmp / "tray.out"
-    with output.open("wb") as out:
-        proc = subprocess.Popen(
-            tray_argv(machine),
-            env=tray_env(machine, d),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    tray = Tray(proc, home / "run" / "tray.sock", home / "data" / "tray.log", output)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while ipc.send({"cmd": "ping"}, path=tray.socket) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"the tray did not start (exit {proc.poll()})\n{tray.logs()}")
-            time.sleep(0.2)
-        yield tray
-    finally:
-        ipc.send({"cmd": "quit"}, path=tray.socket)
-        ended(proc, 20)
 
 
 @pytest.fixture
 def running(machine: Machine) -> Machine:
-    state = machine.status().get("state")
+    proc = machine.moorage("status", "--json", check=False)
+    state = json.loads(proc.stdout).get("state") if proc.returncode == 0 else proc.stderr.strip()
     if state != "running":
         pytest.fail(
             f"the shared machine is {state!r}: test_tray.py must run before test_machine.py's "
@@ -180,6 +135,8 @@ def test_right_click_on_the_icon_opens_the_menu(
         before = screen.visible()
         screen.click(*icon.centre, button=3)
         menu = screen.geometry(screen.new_window(before, timeout=10))
+        assert screen.override_redirect(menu.id), f"{menu} is a top-level window, not a menu"
+        assert tray.ask("describe")["dashboard_visible"] is False
         # One row per item of the model's sections, at least: a menu, not a tooltip.
         rows = sum(len(s["items"]) for s in d["menu"])
         assert rows >= 8, d["menu"]

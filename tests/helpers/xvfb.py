@@ -20,10 +20,11 @@ import shutil
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 TOOLS = ("Xvfb", "trayer", "xwininfo", "import", "convert", "xdotool")
 """Debian packages xvfb, trayer, x11-utils, imagemagick, xdotool (scripts/install-deps
@@ -142,6 +143,11 @@ class Display:
         name = re.search(r'xwininfo: Window id: \S+ "([^"]*)"', out)
         return Window(_wid(window), name[1] if name else "", "", field("Absolute upper-left X"),
                       field("Absolute upper-left Y"), field("Width"), field("Height"))  # fmt: skip
+
+    def override_redirect(self, window: str | int) -> bool:
+        """Whether ``window`` is a popup (a menu, a tooltip) that no window manager
+        would manage, rather than a top-level window."""
+        return "Override Redirect State: yes" in self.run("xwininfo", "-id", _wid(window))
 
     def move_pointer(self, x: int, y: int) -> None:
         self.run("xdotool", "mousemove", str(x), str(y))
@@ -317,3 +323,81 @@ class MapWatch:
     def close(self) -> None:
         self._proc.terminate()
         self._proc.wait(5)
+
+
+@dataclass
+class App:
+    """The tray app running on a display, asked over its single-instance socket
+    (``desktop/ipc.py``): ``describe``, ``dashboard``, ``preferences``, ``quit``."""
+
+    proc: subprocess.Popen[bytes]
+    socket: Path
+    output: Path
+    """Its stdout and stderr."""
+    log: Path | None = None
+    """Its own log file (``tray.log``), for failure reports."""
+
+    def send(self, cmd: str, **fields: Any) -> dict[str, Any] | None:
+        from moorage.desktop import ipc  # noqa: PLC0415 - ipc's client half is a plain socket
+
+        return ipc.send({"cmd": cmd, **fields}, path=self.socket, timeout=10)
+
+    def ask(self, cmd: str, **fields: Any) -> dict[str, Any]:
+        answer = self.send(cmd, **fields)
+        assert answer is not None, f"the tray does not answer on {self.socket}\n{self.logs()}"
+        assert answer.get("ok"), f"{cmd}: {answer}"
+        return answer
+
+    def until(
+        self, what: Callable[[dict[str, Any]], bool], why: str, timeout: float = 30
+    ) -> dict[str, Any]:
+        """``describe`` once ``what(describe)`` holds; AssertionError with the last answer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            d = self.ask("describe")
+            if what(d):
+                return d
+            if time.monotonic() > deadline:
+                d.pop("menu", None)
+                raise AssertionError(
+                    f"not within {timeout:.0f}s: {why}\nlast describe: {d}\n{self.logs()}"
+                )
+            time.sleep(0.1)
+
+    def logs(self) -> str:
+        parts = []
+        for path in (self.output, self.log):
+            if path is None:
+                continue
+            try:
+                parts.append(f"--- {path}\n{path.read_text(errors='replace')[-4000:]}")
+            except OSError as exc:
+                parts.append(f"--- {path}: {exc}")
+        return "\n".join(parts)
+
+
+@contextmanager
+def running_app(
+    argv: list[str],
+    env: dict[str, str],
+    socket: Path,
+    output: Path,
+    log: Path | None = None,
+    timeout: float = 60,
+) -> Iterator[App]:
+    """Start the tray app (``argv`` with ``env``: a display's, plus its MOORAGE_HOME),
+    wait until it answers on ``socket``, and ask it to quit afterwards."""
+    with output.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
+    app = App(proc, socket, output, log)
+    try:
+        deadline = time.monotonic() + timeout
+        while app.send("ping") is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the tray did not start (exit {proc.poll()})\n{app.logs()}")
+            time.sleep(0.1)
+        yield app
+    finally:
+        if proc.poll() is None:
+            app.send("quit")
+        ended(proc, 20)
