@@ -225,6 +225,10 @@ class Editor:
         elif isinstance(w, QSpinBox):
             w.setValue(int(value))
         elif isinstance(w, QDoubleSpinBox):
+            # As many decimals as the value has (up to 3), so showing it does not round
+            # it: a rounded value would count as a change and be written.
+            digits = f"{float(value):.3f}".rstrip("0").split(".")[1]
+            w.setDecimals(max(1, len(digits)))
             w.setValue(float(value))
         elif isinstance(w, FolderList):
             w.set_folders(list(value or []))
@@ -371,6 +375,12 @@ class PreferencesDialog(QDialog):
     # ----- loading -------------------------------------------------------------------
 
     def open(self) -> None:
+        """Show the dialog with the settings read afresh; when it is shown already (the
+        menu's Preferences… again), bring it to the front and keep what is being edited."""
+        if self.isVisible():
+            self.raise_()
+            self.activateWindow()
+            return
         self.load()
         super().open()
 
@@ -391,7 +401,7 @@ class PreferencesDialog(QDialog):
     def _loaded_one(self) -> None:
         self._out = max(0, self._out - 1)
         self._busy()
-        if self._out == 0 and not self.retry.isVisible():
+        if self._out == 0 and self.retry.isHidden():
             self._say("")
 
     def _got_config(self, view: ConfigView) -> None:

@@ -177,6 +177,18 @@ def test_a_new_config_key_appears_with_no_desktop_change(
     assert form.labelForField(harness.editor("swap_gib").box).text() == "Swap"
 
 
+def test_a_value_with_more_decimals_is_shown_unrounded_and_not_taken_for_a_change(
+    harness: Harness,
+) -> None:
+    harness.client.paths.config_file.parent.mkdir(parents=True, exist_ok=True)
+    harness.client.paths.config_file.write_text("memory_gib = 2.25\n")
+    harness.open()
+    memory = harness.widget("memory_gib")
+    assert (memory.value(), memory.decimals()) == (2.25, 2)
+    harness.apply()
+    assert harness.status() == "Nothing changed."
+
+
 # ----- loading ---------------------------------------------------------------------------------
 
 
@@ -384,6 +396,10 @@ def test_start_at_login_on_and_off(harness: Harness, tmp_path: Path) -> None:
     assert harness.status() == "Saved."
     assert harness.client.called("write_config") == []
 
+    d.start_at_login.setChecked(False)
+    harness.open()  # Preferences… again while shown: the edit in progress stays
+    assert not d.start_at_login.isChecked()
+    d.close()
     harness.open()  # opened again: what the file says
     assert d.start_at_login.isChecked()
     d.start_at_login.setChecked(False)
