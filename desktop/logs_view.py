@@ -179,7 +179,7 @@ class LogsPage(Page):
         ctx, socket = self.ctx, self.ctx.socket
 
         def open_stream() -> Iterable[bytes]:
-            api = ctx.engine(socket)
+            api = ctx.stream_engine(socket)
             return api.logs(cid, stream=True, follow=True, tail=TAIL)  # type: ignore[no-any-return]
 
         follower = LogFollower(open_stream, self)

@@ -137,6 +137,19 @@ class Context(QObject):
                 self._engines[socket] = client
         return client.api
 
+    def stream_engine(self, socket: str | None = None) -> Any:
+        """An ``APIClient`` of its own, with no read timeout, for a stream that may be
+        quiet for long (a log follow: docker-py's ``logs`` reads with the client's
+        timeout, which would end the follow of a container silent for 30 s). On a
+        worker only."""
+        socket = socket or self.socket
+        if socket is None:
+            raise NOT_RUNNING
+        api = self._factory(socket).api
+        if hasattr(api, "timeout"):
+            api.timeout = None
+        return api
+
     def forget(self, socket: str) -> None:
         """Drop a client whose engine failed (a cluster's socket may reach another
         manager next time; a new client connects again)."""

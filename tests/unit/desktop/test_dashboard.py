@@ -298,6 +298,7 @@ def test_logs_of_a_container_switches_to_the_logs_page_and_follows_it(h: Harness
     h.wait(lambda: "web000000000 line 2" in logs.view.toPlainText())
     assert logs.choice.currentText() == "web (running)"
     assert h.docker.called("logs")[-1][1:] == (500, True)
+    assert h.docker.timeout is None  # a quiet container's follow never times out
 
 
 def test_a_failing_engine_call_is_shown_in_the_window(h: Harness) -> None:
