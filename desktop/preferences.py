@@ -56,6 +56,7 @@ from moorage.api.client import AgentClient
 from moorage.api.schema import ConfigView, Status, UpdateView
 from moorage.desktop import autostart
 from moorage.desktop import schema_form as form
+from moorage.desktop.calls import Calls
 from moorage.errors import ConfigError, MoorageError
 
 Ask = Callable[[str, str, list[str], Callable[[str | None], None]], None]
@@ -309,7 +310,7 @@ class PreferencesDialog(QDialog):
     restart_requested = Signal()
     """The user chose to restart the machine now to apply what was saved."""
 
-    def __init__(self, client: AgentClient, calls: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, client: AgentClient, calls: Calls, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.client = client
         self.calls = calls

@@ -260,6 +260,25 @@ def test_bad_values_show_the_configs_own_errors_by_their_fields_and_nothing_is_w
     assert harness.status() == "Nothing changed."
 
 
+def test_a_rule_beyond_the_range_is_the_configs_own_too(
+    harness: Harness, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The spin box allows 8 to 16384 GiB; that the disk never shrinks is the config's
+    rule, and its words are what the dialog shows."""
+    grown = config_mod.HostFacts(cpus=8, memory_mib=16384, home=home, disk_bytes=100 << 30)
+    monkeypatch.setattr(fake_agent_client, "HOST", grown)
+    harness.open()
+    disk = harness.widget("disk_gib")
+    assert disk.value() == 100
+    disk.setValue(80)
+    harness.apply()
+    assert harness.editor("disk_gib").error.text() == (
+        "disk_gib = 80 is not allowed; the disk is already 100 GiB and can only grow: use at "
+        "least 100, or `moorage reset` to start over with an empty disk"
+    )
+    assert harness.client.called("write_config") == []
+
+
 def test_a_good_value_is_written_and_a_stopped_machine_is_not_asked_about(
     harness: Harness,
 ) -> None:
