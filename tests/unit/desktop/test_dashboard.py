@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
+from unittest.mock import create_autospec
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, QUrl  # noqa: TID251
@@ -565,3 +567,44 @@ def test_the_app_opens_the_dashboard_with_its_own_engine_and_events(
             app.dashboard.hide()
             app.dashboard.shutdown()
             delete(app.dashboard)
+
+
+# ----- the calls fit docker-py's own API --------------------------------------------------------
+
+
+def test_every_engine_call_fits_docker_pys_api_client(h: Harness) -> None:
+    """The pages talk to an autospec of docker-py's ``APIClient`` (a call that does not
+    fit its signature raises), answered by the fake engine."""
+    docker = pytest.importorskip("docker")
+    api = create_autospec(docker.APIClient, instance=True)
+    fake = h.docker
+    for name in ("containers", "stats", "logs", "restart", "stop", "remove_container", "images",
+                 "remove_image", "volumes", "remove_volume", "nodes", "services", "tasks"):  # fmt: skip
+        getattr(api, name).side_effect = getattr(fake, name)
+    engine = SimpleNamespace(api=api)
+    h.d.ctx._factory = lambda _socket: engine
+    h.show()
+    page = h.d.containers
+    h.wait(lambda: page.table.rowCount() == 2 and h.rows(page.table)[1][4] == "25.0 %")
+    select(page.table, "web")
+    page.restart_button.click()
+    h.wait(lambda: api.restart.called)
+    page.stop_button.click()
+    h.wait(lambda: api.stop.called)
+    page.remove_button.click()
+    h.wait(lambda: api.remove_container.called)
+    h.d.show_page("images")
+    h.wait(lambda: h.d.images.table.rowCount() == 4)
+    select(h.d.images.table, "postgres:16")
+    h.d.images.remove_button.click()
+    h.wait(lambda: api.remove_image.called)
+    h.d.show_page("volumes")
+    h.wait(lambda: h.d.volumes.table.rowCount() == 2)
+    select(h.d.volumes.table, "cache")
+    h.d.volumes.remove_button.click()
+    h.wait(lambda: api.remove_volume.called)
+    h.d.show_page("logs")
+    h.wait(lambda: api.logs.called)
+    h.d.show_page("swarm")
+    h.wait(lambda: api.tasks.called and h.d.swarm.node_tasks("c1", "c1-w1") == ("web.1",))
+    assert h.d.messages == []
