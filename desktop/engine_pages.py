@@ -178,6 +178,9 @@ class ContainersPage(Page):
         self.table.itemSelectionChanged.connect(self._enable)
         self._enable()
 
+    def clear(self) -> None:
+        self._show([])
+
     def selected(self) -> Container | None:
         cid = _selected(self.table)
         return next((c for c in self.containers if c.id == cid), None)
@@ -326,6 +329,11 @@ class ImagesPage(Page):
         )
         self.remove_button.setEnabled(False)
 
+    def clear(self) -> None:
+        self.images = []
+        self.table.setRowCount(0)
+        self.remove_button.setEnabled(False)
+
     def selected(self) -> ImageRow | None:
         ref = _selected(self.table)
         return next((i for i in self.images if i.ref == ref), None)
@@ -394,6 +402,11 @@ class VolumesPage(Page):
         self.table.itemSelectionChanged.connect(
             lambda: self.remove_button.setEnabled(self.selected() is not None)
         )
+        self.remove_button.setEnabled(False)
+
+    def clear(self) -> None:
+        self.volumes = []
+        self.table.setRowCount(0)
         self.remove_button.setEnabled(False)
 
     def selected(self) -> str | None:

@@ -219,6 +219,11 @@ class LogsPage(Page):
             follower.finished.connect(lambda f=follower: self._ending.discard(f))
         self.state.setText("")
 
+    def clear(self) -> None:
+        self._stop_follow()
+        self.containers = []
+        self.choice.clear()
+
     def started(self) -> None:
         self.view.clear()
 

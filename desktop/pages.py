@@ -250,6 +250,7 @@ class Page(QWidget):
             return
         self._timer.stop()
         if self.needs_engine and self.ctx.socket is None:
+            self.clear()
             self.show_placeholder("The machine is not running: start it with the Start button.")
             return
         self._out = True
@@ -282,6 +283,9 @@ class Page(QWidget):
     # for subclasses
     def fetch(self, finished: Callable[[], None]) -> None:
         finished()
+
+    def clear(self) -> None:
+        """The engine went: show none of what it had."""
 
     def started(self) -> None:
         """The page is shown (before the first fetch)."""

@@ -338,6 +338,12 @@ class SwarmPage(Page):
                 self.boxes_layout.insertWidget(i, shown)
             shown.show_cluster(c, seen.get(c.name))
 
+    def clear(self) -> None:
+        self.clusters = []
+        self.show_clusters([], {})
+        self.empty.hide()
+        self.swarm_label.setText("")
+
     def node_tasks(self, cluster: str, node: str) -> tuple[str, ...]:
         return self.boxes[cluster].nodes[node].tasks
 

@@ -136,6 +136,18 @@ def test_start_of_a_stopped_machine_starts_its_agent_then_the_machine(h: Harness
     h.wait(lambda: len(h.d.containers.containers) == 2)  # the engine came: the page asks it
 
 
+def test_when_the_machine_stops_the_pages_show_nothing_of_its_engine(h: Harness) -> None:
+    h.show()
+    h.wait(lambda: h.d.containers.table.rowCount() == 2)
+    h.client.set_state("stopped", vm_pid=None, engine_version=None)
+    h.d.on_event(Event(1, "state", "machine stopped", state="stopped"))
+    h.wait(lambda: h.d.containers.table.rowCount() == 0)
+    assert "not running" in h.d.containers.placeholder.text()
+    assert h.d.machine_buttons["start"].isEnabled()
+    h.d.show_page("swarm")
+    assert h.d.swarm.boxes == {} and "not running" in h.d.swarm.placeholder.text()
+
+
 def test_a_failed_machine_action_is_shown_in_the_window(h: Harness) -> None:
     h.show()
     h.wait(h.d.machine_buttons["stop"].isEnabled)
