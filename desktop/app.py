@@ -860,15 +860,21 @@ class DesktopApp(QObject):
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         """A request from another launch (``desktop/ipc.py``), or from the tray's
-        end-to-end test, ``scripts/screenshots`` and ``bench/desktop.py``: ``describe``
-        also names the X window (``winId``) of each top-level window that is shown, so
-        they can photograph it with ``import -window ID``."""
+        end-to-end test, ``scripts/screenshots`` and ``bench/desktop.py``: ``dashboard``
+        (with a ``page``), ``preferences``, ``close`` (both windows, as the user would),
+        ``describe`` and ``quit``. ``describe`` also names the X window (``winId``) of
+        each top-level window shown, so they can photograph it with ``import -window``."""
         cmd = request.get("cmd")
         if cmd == "dashboard":
             self.show_dashboard(request.get("page"))
             return {"ok": True}
         if cmd == "preferences":
             self.show_preferences()
+            return {"ok": True}
+        if cmd == "close":  # as the user closes a window (bench/desktop.py opens it again)
+            for w in (self.dashboard, self.preferences):
+                if isinstance(w, QWidget) and w.isVisible():
+                    w.close()
             return {"ok": True}
         if cmd == "describe":
             shown = {
