@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-TOOLS = ("Xvfb", "trayer", "xwininfo", "import", "convert", "xdotool")
+TOOLS = ("Xvfb", "trayer", "xwininfo", "xev", "import", "convert", "identify", "xdotool", "stdbuf")
 """Debian packages xvfb, trayer, x11-utils, imagemagick, xdotool (scripts/install-deps
 --dev); Qt's xcb plugin also needs libxcb-cursor0, libxcb-icccm4 and libxcb-keysyms1."""
 PANEL_CLASS = '"panel" "trayer"'
