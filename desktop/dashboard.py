@@ -92,6 +92,7 @@ class Dashboard(QMainWindow):
         """Every (what failed, message, fix) shown: the tests read it."""
         self._boxes: list[QMessageBox] = []
         self._problem = ""
+        self._status_error: str | None = None
         self._status_out = self._status_again = self._status_stale = False
         self._status_timer = QTimer(self)
         self._status_timer.setSingleShot(True)
@@ -273,6 +274,9 @@ class Dashboard(QMainWindow):
     def _got_status(self, st: Status) -> None:
         self._status_done()
         self._set(status=st, connection="ok")
+        if st.error and st.error != self._status_error:  # said once, not at every status
+            self.show_problem(f"Machine {st.machine!r} is {st.state}", st.error, "")
+        self._status_error = st.error
         up = st.state in ("running", "degraded") and bool(st.docker_socket)
         self.ctx.set_socket(st.docker_socket if up else None)
         self.machine_page.set_status(st)

@@ -185,11 +185,6 @@ class ContainersPage(Page):
         cid = _selected(self.table)
         return next((c for c in self.containers if c.id == cid), None)
 
-    def select(self, name: str) -> None:
-        for c in self.containers:
-            if name in (c.id, c.name):
-                _select(self.table, c.id)
-
     def _enable(self) -> None:
         c = self.selected()
         self.open_button.setEnabled(c is not None and first_url(c) is not None)
@@ -338,9 +333,6 @@ class ImagesPage(Page):
         ref = _selected(self.table)
         return next((i for i in self.images if i.ref == ref), None)
 
-    def select(self, ref: str) -> None:
-        _select(self.table, ref)
-
     def fetch(self, finished: Callable[[], None]) -> None:
         def listed(rows: list[ImageRow]) -> None:
             keep = _selected(self.table)
@@ -412,9 +404,6 @@ class VolumesPage(Page):
     def selected(self) -> str | None:
         name = _selected(self.table)
         return str(name) if name is not None else None
-
-    def select(self, name: str) -> None:
-        _select(self.table, name)
 
     def fetch(self, finished: Callable[[], None]) -> None:
         def listed(volumes: list[dict[str, Any]]) -> None:

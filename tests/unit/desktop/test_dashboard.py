@@ -172,6 +172,18 @@ def test_an_error_event_is_shown_and_the_status_asked_again(h: Harness) -> None:
     h.wait(lambda: len(h.client.called("status")) > statuses)
 
 
+def test_a_machine_error_in_the_status_is_shown_once(h: Harness) -> None:
+    h.client.status_now = running_status(state="crashed", error="the VM stopped unasked")
+    h.show()
+    h.wait(lambda: h.d.problem_text() != "")
+    assert h.d.problem_text() == "Machine 'default' is crashed: the VM stopped unasked"
+    h.d.clear_problem()
+    h.d.refresh_status()
+    h.wait(lambda: len(h.client.called("status")) >= 2)
+    h.qtbot.wait(50)
+    assert h.d.problem_text() == ""
+
+
 def test_show_page_by_name(h: Harness) -> None:
     h.show()
     for name in PAGES:
