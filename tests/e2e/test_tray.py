@@ -169,6 +169,7 @@ def test_a_second_launch_shows_the_first_ones_dashboard_and_exits_0(
         d = tray.until(lambda d: d["dashboard_visible"], "the first tray's dashboard shown")
         assert d["pid"] == first["pid"] == tray.proc.pid  # moorage tray execs the app
         assert tray.proc.poll() is None
+        assert len(screen.tray_icons()) == 1, "the second launch left an icon of its own"
         window = d["windows"]["dashboard"]
         assert hex(window) in screen.visible()
         picture = screen.capture(window, tmp_path / "dashboard.png")
