@@ -41,6 +41,7 @@ from moorage.api.client import AgentClient
 from moorage.api.schema import ClusterList, ClusterStatus, Event, Status, SwarmInfo, UpdateView
 from moorage.desktop import model
 from moorage.desktop.calls import Calls
+from moorage.desktop.collector import GuiThreadCollector
 from moorage.desktop.follow import AgentFollower, EngineFollower
 from moorage.desktop.model import Connection, Container, Item, View
 from moorage.desktop.notify import Note, Notifier
@@ -560,7 +561,9 @@ class DesktopApp(QObject):
         )
 
     def _container_logs(self, cid: str, name: str) -> None:
-        self.show_dashboard("logs")
+        self.show_dashboard()
+        if self.dashboard is not None:
+            self.dashboard.show_logs(cid)
 
     def _swarm(self, action: str) -> None:
         act = model.SWARM_INIT if action == "init" else model.SWARM_LEAVE
@@ -985,6 +988,7 @@ def run(machine: str, *, dashboard: bool = False, page: str | None = None) -> in
     app.setDesktopFileName("moorage")
     app.setQuitOnLastWindowClosed(False)  # a tray app outlives its windows
     app.setWindowIcon(icons.icon("running"))
+    collector = GuiThreadCollector(app)
     desktop = DesktopApp(AgentClient(machine))
     server = ipc.claim(desktop.handle, desktop)
     if server is None:  # another launch won the race: hand over to it
@@ -1000,4 +1004,5 @@ def run(machine: str, *, dashboard: bool = False, page: str | None = None) -> in
         return app.exec()
     finally:
         server.close()
+        collector.stop()
         del keep

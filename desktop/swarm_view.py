@@ -164,7 +164,7 @@ class NodeBox(QFrame):
         if n.drill:
             color = "#c0392b"
         self.setStyleSheet(f"QFrame#node {{ border: 2px solid {color}; border-radius: 6px; }}")
-        items = model._node_item(c, n).children  # the tray's own node menu
+        items = model.node_item(c, n).children  # the tray's own node menu
         if items != self._items:
             self._items = items
             _fill_menu(self.menu, items, self._act)
@@ -209,9 +209,7 @@ class ClusterBox(QGroupBox):
             problems.append(f"Its engine did not answer: {seen.error}")
         self.problem.setText("\n".join(problems))
         self.problem.setVisible(bool(problems))
-        ops = {
-            i.args[1]: i for i in model._cluster_item(c).children if i.action == model.CLUSTER_OP
-        }
+        ops = {i.args[1]: i for i in model.cluster_item(c).children if i.action == model.CLUSTER_OP}
         self._ops = ops
         if list(ops) != list(self.op_buttons):  # other operations: other buttons
             for b in self.op_buttons.values():
