@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, cast
+from typing import Any, Protocol, cast
 
 from moorage.config import HostFacts
 from moorage.engine import context, sshfs
@@ -51,6 +51,11 @@ class EngineLink(Protocol):
         ...
 
     def ping(self, timeout: float) -> bool: ...
+    def describe(self, timeout: float) -> dict[str, Any]:
+        """The engine's ``docker info`` and ``docker version`` (``{"info": ...,
+        "version": ...}``), asked through the host socket; raises EngineError."""
+        ...
+
     def twin(self, forward: Forward, on: bool) -> None: ...
     def close(self) -> None: ...
 
@@ -211,6 +216,16 @@ class HostEngine:
                 client.close()
         except Exception:  # docker's, requests' or a socket's: all mean "no answer"
             return False
+
+    def describe(self, timeout: float) -> dict[str, Any]:
+        try:
+            client = docker_client(self._path, timeout)
+            try:
+                return {"info": client.info(), "version": client.version()}
+            finally:
+                client.close()
+        except Exception as exc:  # docker's, requests' or a socket's: all mean "no answer"
+            raise EngineError(f"the engine does not answer through {self._path}: {exc}") from exc
 
     def twin(self, forward: Forward, on: bool) -> None:
         if on:

@@ -30,6 +30,7 @@ from moorage import config as config_mod
 from moorage.agent.clusters import ClusterManager
 from moorage.agent.deps import Deps, EngineLink, GuestChannel, Ports, SharedMounts
 from moorage.agent.events import EventLog
+from moorage.agent.stats import READ_COMMAND, Sampler
 from moorage.agent.updates import AgentUpdates
 from moorage.api.schema import (
     Accepted,
@@ -39,6 +40,7 @@ from moorage.api.schema import (
     OperationRunning,
     ShellCommand,
     State,
+    Stats,
     Status,
     SwarmInfo,
     VMCrashed,
@@ -50,6 +52,7 @@ from moorage.paths import MachinePaths
 from moorage.runtime import RuntimeRecord, pid_alive
 from moorage.swarm import single
 from moorage.vm.driver import Driver, VMState
+from moorage.vm.image.manifest import Manifest
 from moorage.vm.provision import USER_NET_ADDRESS
 
 log = logging.getLogger("moorage.agent")
@@ -91,6 +94,9 @@ class MachineAgent:
         self.last_activity = time.monotonic()
         self.image_version = ""
         """The guest image's version, once the start found it (swarm node images)."""
+        self.image_manifest: Manifest | None = None
+        """The manifest of the guest image the last start booted (diagnostics)."""
+        self.sampler = Sampler(self._read_counters, self.exit_requested)
         self.clusters = ClusterManager(self)
         self.updates = AgentUpdates(self)
 
@@ -518,6 +524,26 @@ class MachineAgent:
         if self.state() not in ("running", "degraded"):
             return SwarmInfo(state="inactive", error=f"machine {self.name!r} is {self.state()}")
         return single.info(lambda: engine(10))
+
+    def stats(self) -> Stats:
+        """The VM's CPU and memory samples; asking keeps the sampler going a while
+        (``agent/stats.py``). A machine that does not run has none, and costs nothing."""
+        with self._lock:
+            state, cpus, memory_gib = self.status.state, self.status.cpus, self.status.memory_gib
+        samples = self.sampler.asked() if state in ("running", "degraded") else []
+        memory_mib = round((memory_gib or 0) * 1024)
+        return Stats(self.name, self.sampler.interval, cpus or 0, memory_mib, samples)
+
+    def _read_counters(self) -> str | None:
+        """``READ_COMMAND``'s output, through the SSH master; None when the machine
+        does not run. Raises EngineError when the guest cannot answer."""
+        guest = self.guest
+        if guest is None or self.state() not in ("running", "degraded"):
+            return None
+        rc, out = guest.run(READ_COMMAND, timeout=10)
+        if rc != 0:
+            raise EngineError(f"reading the guest's counters failed ({rc}): {out.strip()[:200]}")
+        return out
 
     def idle(self) -> bool:
         """Nothing to look after: no operation, and no VM of ours or orphaned."""

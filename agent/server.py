@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from moorage.agent import diagnostics
 from moorage.agent.doctor import run as run_doctor
 from moorage.agent.machine import MachineAgent
 from moorage.api.schema import (
@@ -127,6 +128,10 @@ class _Handler(BaseHTTPRequestHandler):
                 self._ok()
             elif route == ("GET", "/v1/doctor"):
                 self._ok(run_doctor(agent, kvm_only=query.get("kvm_only") == "1"))
+            elif route == ("GET", "/v1/stats"):
+                self._ok(agent.stats().to_json())
+            elif route == ("POST", "/v1/diagnose"):
+                self._ok(diagnostics.write(agent).to_json())
             elif url.path.startswith(("/v1/swarm", "/v1/clusters")):
                 self._swarm(method, url.path, query)
             elif url.path.startswith("/v1/update"):

@@ -174,6 +174,7 @@ class StartChain:
         image_dir, manifest = chosen.folder, chosen.manifest
         self.found.image_dir, self.found.manifest, self.found.chosen = image_dir, manifest, chosen
         agent.image_version = manifest.version
+        agent.image_manifest = manifest
         release = "" if chosen.version == LOCAL else f" (release {chosen.version})"
         self.agent.update(
             image=f"{manifest.recipe} {manifest.version}{release}",

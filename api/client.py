@@ -36,11 +36,13 @@ from moorage.api.schema import (
     ClusterStatus,
     ConfigView,
     ConfigWrite,
+    Diagnostics,
     Doctor,
     ErrorBody,
     Event,
     Operation,
     ShellCommand,
+    Stats,
     Status,
     SwarmInfo,
     UpdateRequest,
@@ -55,6 +57,9 @@ from moorage.runtime import RuntimeRecord, pid_alive
 
 SPAWN_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 30.0
+DIAGNOSE_TIMEOUT = 120.0
+"""A bundle asks the engine, the clusters and the host's tools, each with a timeout
+of its own: together they may take a while on a struggling machine."""
 STREAM_SILENCE = 4 * KEEPALIVE_SECONDS
 """An event stream quiet for this long (not even a keepalive) means a hung agent."""
 
@@ -196,6 +201,16 @@ class AgentClient:
     def doctor(self, *, kvm_only: bool = False) -> Doctor:
         return decode(Doctor, self._request("GET", f"/v1/doctor?kvm_only={int(kvm_only)}",
                                             timeout=60))  # fmt: skip
+
+    def stats(self) -> Stats:
+        """The VM's CPU and memory samples; asking keeps the agent sampling for
+        ``STATS_INTEREST`` seconds, so ask at least that often to see a steady series."""
+        return decode(Stats, self._request("GET", "/v1/stats"))
+
+    def diagnostics(self) -> Diagnostics:
+        """Write a diagnostics bundle (secrets scrubbed) and say where it is."""
+        return decode(Diagnostics, self._request("POST", "/v1/diagnose",
+                                                 timeout=DIAGNOSE_TIMEOUT))  # fmt: skip
 
     # ----- swarm mode ----------------------------------------------------------
 

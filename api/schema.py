@@ -58,6 +58,14 @@ HEALTH_SECONDS = 5.0
 KEEPALIVE_SECONDS = 5.0
 """An event stream sends an empty line at least this often, so a client can tell a
 quiet agent from a hung one."""
+STATS_INTERVAL = 5.0
+"""The VM's CPU and memory are sampled this often (``GET /v1/stats``),"""
+STATS_WINDOW = 600.0
+"""and each sample is kept this long."""
+STATS_INTEREST = 60.0
+"""The agent samples only while a client asked ``GET /v1/stats`` this recently: an
+agent nobody watches does no extra work, and a client that asks more often than this
+sees an unbroken series."""
 
 State = Literal["starting", "running", "degraded", "stopping", "stopped", "crashed"]
 EventKind = Literal[
@@ -512,6 +520,54 @@ class UpdateRequest:
     skip: str | None = None
 
 
+@dataclass(frozen=True)
+class StatSample:
+    """One sample of the VM, from inside the guest: ``t`` is the host's clock (seconds
+    since the epoch), ``cpu_percent`` the share of all its vCPUs that was busy since
+    the sample before (0 to 100), ``memory_used_mib`` its MemTotal - MemAvailable."""
+
+    t: float
+    cpu_percent: float
+    memory_used_mib: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """``GET /v1/stats``: the VM's CPU and memory, one sample every ``interval_s``,
+    oldest first, over the last ``STATS_WINDOW`` seconds. Sampling begins at the first
+    request and goes on while requests come at least every ``STATS_INTEREST`` seconds,
+    so the first answers hold few samples, or none. ``samples`` is empty while the
+    machine does not run. ``cpus`` and ``memory_mib`` are the VM's vCPUs and memory
+    (0 when not known)."""
+
+    machine: str
+    interval_s: float
+    cpus: int
+    memory_mib: int
+    samples: list[StatSample] = field(default_factory=list)
+    api: int = API_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Diagnostics:
+    """``POST /v1/diagnose``: the bundle written, a zip file (0600) of ``size`` bytes in
+    the machine's state folder. ``contents`` names its files; ``scrubbed`` counts the
+    secrets replaced in them (swarm join tokens and unlock keys, private keys, the
+    Docker socket's token, values of keys named like a token, password, secret or key)."""
+
+    path: str
+    size: int
+    contents: list[str] = field(default_factory=list)
+    scrubbed: int = 0
+    api: int = API_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 def ends(op: Operation | None, event: Event, cluster: str | None = None) -> bool:
     """Whether ``event`` ends operation ``op`` (of ``cluster``, for a cluster's): its
     ``error``; ``ready`` for a start or a restart; ``done`` for the others. An
@@ -684,10 +740,24 @@ ROUTES += (
     ),
 )
 
+# What the tray's dashboard shows, and what a bug report needs.
+ROUTES += (
+    Route("GET", "/v1/stats", "The VM's CPU and memory over the last minutes.", None, "Stats"),
+    Route(
+        "POST",
+        "/v1/diagnose",
+        "Write a diagnostics bundle: the logs, status, clusters, engine, config and "
+        "versions, with keys and tokens scrubbed.",
+        None,
+        "Diagnostics",
+    ),
+)
+
 BODIES: tuple[type, ...] = (Status, Event, ForwardInfo, ErrorBody, Accepted, ConfigView)
 BODIES += (ConfigWrite, ShellCommand, Doctor, Check, SwarmInfo, ClusterList, ClusterStatus)
 BODIES += (NodeInfo, ClusterCreate, NodeAdd, ClusterLoad, Unlock)
 BODIES += (UpdateView, InstallCommand, UpdateRequest)
+BODIES += (Stats, StatSample, Diagnostics)
 
 
 # ----- errors ------------------------------------------------------------------

@@ -17,7 +17,9 @@ import click
 from moorage.cli.common import friendly, machine_option
 from moorage.paths import check_machine_name
 
-PAGES = ("containers", "images", "volumes", "logs", "swarm", "stats")
+PAGES = ("containers", "images", "volumes", "logs", "swarm", "machine")
+"""The dashboard's pages (moorage.desktop.dashboard.PAGES: a unit test keeps them equal; the
+CLI cannot import the desktop, which imports Qt)."""
 
 
 def _exec(command: str, machine: str, page: str | None = None) -> None:

@@ -288,6 +288,27 @@ def doctor(machine: str, kvm_only: bool) -> None:
             console.print(f"{'':8}    fix: {check.fix}")
 
 
+@main.command()
+@machine_option
+@friendly
+def diagnose(machine: str) -> None:
+    """Write a diagnostics bundle (logs, status, engine, config, versions; secrets scrubbed)."""
+    client = agent_for(machine)
+    report = client.diagnostics()
+    console.print(f"wrote {report.path} ({_size(report.size)})")
+    console.print(f"  contents: {', '.join(report.contents)}")
+    secrets = "secret" if report.scrubbed == 1 else "secrets"
+    console.print(f"  scrubbed: {report.scrubbed} {secrets} (keys, tokens, passwords)")
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} bytes"
+    if n < 1 << 20:
+        return f"{n / 1024:.0f} KiB"
+    return f"{n / (1 << 20):.1f} MiB"
+
+
 main.add_command(swarm)
 main.add_command(cluster)
 main.add_command(update)

@@ -41,6 +41,7 @@ from moorage.api.client import AgentClient
 from moorage.api.schema import ClusterList, ClusterStatus, Event, Status, SwarmInfo, UpdateView
 from moorage.desktop import model
 from moorage.desktop.calls import Calls
+from moorage.desktop.collector import GuiThreadCollector
 from moorage.desktop.follow import AgentFollower, EngineFollower
 from moorage.desktop.model import Connection, Container, Item, View
 from moorage.desktop.notify import Note, Notifier
@@ -208,7 +209,10 @@ class DesktopApp(QObject):
             except ImportError as exc:
                 self._error_box("The dashboard is not available", exc)
                 return
-            self.dashboard = cls(self.client, self.calls)
+            # The app's engine factory and URL opener: a test's fakes reach the pages.
+            self.dashboard = cls(
+                self.client, self.calls, engine=self._engine_factory, open_url=self.open_url
+            )
         if page:
             self.dashboard.show_page(page)
         self.dashboard.show()
@@ -557,7 +561,9 @@ class DesktopApp(QObject):
         )
 
     def _container_logs(self, cid: str, name: str) -> None:
-        self.show_dashboard("logs")
+        self.show_dashboard()
+        if self.dashboard is not None:
+            self.dashboard.show_logs(cid)
 
     def _swarm(self, action: str) -> None:
         act = model.SWARM_INIT if action == "init" else model.SWARM_LEAVE
@@ -599,6 +605,10 @@ class DesktopApp(QObject):
                     self._error_box("Preferences are not available", exc)
                     return
                 self.preferences = cls(self.client, self.calls)
+                # Its "Restart now" is the menu's Restart: pending, progress, errors.
+                restart = getattr(self.preferences, "restart_requested", None)
+                if restart is not None:
+                    restart.connect(lambda: self._machine("restart"))
             self.preferences.open()
 
         self._run(model.PREFERENCES, self._agent, done=opened, title="The host agent did not start")
@@ -852,13 +862,38 @@ class DesktopApp(QObject):
     # ----- for the single-instance socket ----------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """A request from another launch (``desktop/ipc.py``)."""
+        """A request from another launch (``desktop/ipc.py``), or from the tray's
+        end-to-end test, ``scripts/screenshots`` and ``bench/desktop.py``: ``dashboard``
+        (with a ``page``), ``preferences``, ``close`` (both windows, as the user would),
+        ``describe`` and ``quit``. ``describe`` also names the X window (``winId``) of
+        each top-level window shown, so they can photograph it with ``import -window``."""
         cmd = request.get("cmd")
         if cmd == "dashboard":
             self.show_dashboard(request.get("page"))
             return {"ok": True}
+        if cmd == "preferences":
+            self.show_preferences()
+            return {"ok": True}
+        if cmd == "close":  # as the user closes a window (bench/desktop.py opens it again)
+            for w in (self.dashboard, self.preferences):
+                if isinstance(w, QWidget) and w.isVisible():
+                    w.close()
+            return {"ok": True}
         if cmd == "describe":
-            return {"ok": True, **self.describe()}
+            shown = {
+                name: int(w.winId())
+                for name, w in (("dashboard", self.dashboard), ("preferences", self.preferences))
+                if isinstance(w, QWidget) and w.isVisible()
+            }
+            boxes = [int(b.winId()) for b in self._boxes if b.isVisible()]
+            return {
+                "ok": True,
+                **self.describe(),
+                "preferences_visible": "preferences" in shown,
+                "windows": shown,
+                "boxes": boxes,
+                "messages": [list(m) for m in self.messages],
+            }
         if cmd == "quit":
             QTimer.singleShot(0, self.quit)
             return {"ok": True}
@@ -953,6 +988,7 @@ def run(machine: str, *, dashboard: bool = False, page: str | None = None) -> in
     app.setDesktopFileName("moorage")
     app.setQuitOnLastWindowClosed(False)  # a tray app outlives its windows
     app.setWindowIcon(icons.icon("running"))
+    collector = GuiThreadCollector(app)
     desktop = DesktopApp(AgentClient(machine))
     server = ipc.claim(desktop.handle, desktop)
     if server is None:  # another launch won the race: hand over to it
@@ -968,4 +1004,5 @@ def run(machine: str, *, dashboard: bool = False, page: str | None = None) -> in
         return app.exec()
     finally:
         server.close()
+        collector.stop()
         del keep

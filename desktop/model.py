@@ -363,7 +363,7 @@ def _node_label(n: NodeInfo) -> str:
     return f"{n.name}: {', '.join(parts)}"
 
 
-def _node_item(c: ClusterStatus, n: NodeInfo) -> Item:
+def node_item(c: ClusterStatus, n: NodeInfo) -> Item:
     def act(label: str, action: str, enabled: bool = True, confirm: str = "") -> Item:
         return Item(label, NODE_ACTION, (c.name, n.name, action), enabled=enabled, confirm=confirm)
 
@@ -380,8 +380,8 @@ def _node_item(c: ClusterStatus, n: NodeInfo) -> Item:
     return Item(_node_label(n), children=tuple(children))
 
 
-def _cluster_item(c: ClusterStatus) -> Item:
-    children: list[Item] = [_node_item(c, n) for n in c.nodes]
+def cluster_item(c: ClusterStatus) -> Item:
+    children: list[Item] = [node_item(c, n) for n in c.nodes]
     if c.problem:
         children.append(Item(_short(c.problem), enabled=False, tip=c.fix or ""))
     children.append(SEPARATOR)
@@ -429,7 +429,7 @@ def _swarm_item(view: View) -> Item:
     elif not view.clusters.clusters:
         children.append(Item("No clusters (moorage cluster create NAME)", enabled=False))
     else:
-        children += [_cluster_item(c) for c in view.clusters.clusters]
+        children += [cluster_item(c) for c in view.clusters.clusters]
     return Item("Swarm", children=tuple(children))
 
 

@@ -156,7 +156,11 @@ def build_deb(tree: Path, wheel: Path, out: Path, version: str, report: Report) 
     files = {
         "usr/bin/moorage": (_template("moorage"), 0o755),
         "usr/share/applications/moorage.desktop": (_template("moorage.desktop"), 0o644),
-        "etc/xdg/autostart/moorage-tray.desktop": (_template("moorage-tray.desktop"), 0o644),
+        # The tray's own copy, which its "Start at login" writes for one user too.
+        "etc/xdg/autostart/moorage-tray.desktop": (
+            (tree / "desktop" / "moorage-tray.desktop").read_text(),
+            0o644,
+        ),
         "usr/share/doc/moorage/copyright": (_template("copyright"), 0o644),
         "DEBIAN/postinst": (_template("postinst", VERSION=version), 0o755),
         "DEBIAN/postrm": (_template("postrm"), 0o755),

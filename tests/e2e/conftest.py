@@ -168,8 +168,9 @@ def shared_folder(machine: Machine, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def machine() -> Iterator[Machine]:
-    """One machine for every module that can share it (file sharing, then the machine
-    tests, whose last tests restart and kill it). It shares the default ``~`` and two
+    """One machine for every module that can share it (the desktop's tray, file sharing,
+    then the machine tests, whose last tests restart and kill it: modules run in file
+    order, which is why the tray's is ``test_desktop_tray.py``). It shares the default ``~`` and two
     folders of its own: ``share``, and ``gone``, which a test removes while mounted."""
     home = Path(f"/tmp/moorage-e2e-{os.getpid()}")
     for name in ("share", "gone"):

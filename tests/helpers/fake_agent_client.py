@@ -8,12 +8,15 @@ raises that error every time, ``fail_once[method]`` the next time only. Operatio
 the stream that ``events()`` follows; ``push`` adds any event, ``end_stream`` ends the
 stream (``crash=True``: as a dying agent's does).
 
-``FakeDocker`` answers the few docker-py ``APIClient`` calls the desktop makes on the
-engine (``containers``, ``restart``, ``stop``, ``logs``, ``events``), also recorded.
+``FakeDocker`` answers the docker-py ``APIClient`` calls the desktop makes on the
+engine (containers and their stats, logs and removal; images; volumes; events), also
+recorded; it is a cluster's engine too (``nodes``, ``services``, ``tasks``): its swarm
+is cluster ``c1``'s, and the fake agent's node actions move its tasks as a swarm would.
 """
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -42,6 +45,16 @@ from moorage.api.schema import (
 )
 from moorage.errors import MoorageError, SwarmError
 from moorage.paths import MachinePaths
+
+try:
+    from docker.errors import APIError
+except ImportError:  # docker-py is a dependency of the desktop; this keeps the fakes importable
+
+    class APIError(Exception):  # type: ignore[no-redef]
+        def __init__(self, message: str, response: Any = None, explanation: str = "") -> None:
+            super().__init__(message)
+            self.explanation = explanation
+
 
 try:  # the agent's API gains these; until then, the same shapes here
     from moorage.api.schema import Diagnostics, Stats, StatSample  # type: ignore[attr-defined]
@@ -126,6 +139,7 @@ def cluster(name: str = "c1", managers: int = 3, workers: int = 2, **changes: An
         machine="default",
         state="running",
         context=f"moorage-cluster-{name}",
+        socket=str(MachinePaths("default").cluster_socket(name)),
         nodes=nodes,
         quorum=True,
     )
@@ -172,11 +186,38 @@ def offer(version: str = "0.2.0") -> dict[str, Any]:
     }
 
 
+class FakeLogStream:
+    """``APIClient.logs(stream=True, follow=True)``: the tail, then each pushed chunk,
+    until ``close`` (as docker-py's ``CancellableStream`` closes its socket)."""
+
+    def __init__(self, lines: list[bytes]) -> None:
+        self._queue: queue.Queue[object] = queue.Queue()
+        for line in lines:
+            self._queue.put(line)
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            assert isinstance(item, bytes)
+            yield item
+
+    def push(self, chunk: bytes) -> None:
+        self._queue.put(chunk)
+
+    def close(self) -> None:
+        self.closed = True
+        self._queue.put(_END)
+
+
 class FakeDocker:
     """docker-py's ``DockerClient`` as far as the desktop uses it: ``.api`` calls."""
 
     def __init__(self, containers: list[dict[str, Any]] | None = None) -> None:
         self.api = self
+        self.timeout = 30
         self.listed: list[dict[str, Any]] = (
             containers
             if containers is not None
@@ -185,36 +226,144 @@ class FakeDocker:
                 engine_container("db", "postgres:16", []),
             ]
         )
+        self.image_list: list[dict[str, Any]] = [
+            engine_image("nginx", ["nginx:1.27", "nginx:latest"], 192_000_000),
+            engine_image("postgres", ["postgres:16"], 431_000_000),
+            engine_image("dangling", [], 12_000_000),
+        ]
+        self.volume_list: list[dict[str, Any]] = [
+            engine_volume("pgdata"),
+            engine_volume("cache"),
+        ]
+        self.volumes_in_use = {"pgdata": self.listed[-1]["Id"] if self.listed else "x"}
+        """A volume a container uses: the engine refuses to remove it."""
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
         self.delay = 0.0
         self.fail: dict[str, Exception] = {}
         self._events: queue.Queue[object] = queue.Queue()
         self.closed = False
+        self.log_streams: list[FakeLogStream] = []
+        self._stat_rounds: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._task_ids = itertools.count(100)
+        self.swarm_nodes = [swarm_node(n.name, n.role) for n in cluster().nodes]
+        self.swarm_services = [{"ID": "svc-web", "Spec": {"Name": "web"}}]
+        self.swarm_tasks = [
+            swarm_task(f"task-{slot}", "svc-web", slot, f"node-{host}")
+            for slot, host in ((1, "c1-w1"), (2, "c1-w2"), (3, "c1-m2"))
+        ]
 
     def _call(self, method: str, *args: Any) -> None:
-        self.calls.append((method, args))
+        with self._lock:
+            self.calls.append((method, args))
         if self.delay:
             time.sleep(self.delay)
         if method in self.fail:
             raise self.fail[method]
 
+    def called(self, method: str) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return [args for m, args in self.calls if m == method]
+
+    def _find(self, container: str) -> dict[str, Any]:
+        for c in self.listed:
+            if container in (c["Id"], c["Names"][0].lstrip("/")):
+                return c
+        raise APIError(
+            f'404 Client Error: Not Found ("No such container: {container}")',
+            explanation=f"No such container: {container}",
+        )
+
+    # ----- containers -------------------------------------------------------------------
+
     def containers(self, all: bool = False, **_: Any) -> list[dict[str, Any]]:
         self._call("containers", all)
-        return [c for c in self.listed if all or c.get("State") == "running"]
+        return [dict(c) for c in self.listed if all or c.get("State") == "running"]
 
     def restart(self, container: str, **_: Any) -> None:
         self._call("restart", container)
+        self._find(container)["State"] = "running"
 
     def stop(self, container: str, **_: Any) -> None:
         self._call("stop", container)
-        for c in self.listed:
-            if container in (c["Id"], c["Names"][0].lstrip("/")):
-                c["State"] = "exited"
+        self._find(container)["State"] = "exited"
+
+    def remove_container(self, container: str, v: bool = False, force: bool = False) -> None:
+        self._call("remove_container", container, force)
+        found = self._find(container)
+        if found["State"] == "running" and not force:
+            raise APIError(
+                "409 Client Error: Conflict",
+                explanation=f"cannot remove container {container}: it is running",
+            )
+        self.listed.remove(found)
+
+    def stats(
+        self, container: str, decode: Any = None, stream: bool = True, one_shot: Any = None
+    ) -> dict[str, Any]:
+        """One sample, as ``one_shot`` answers it (no previous sample): an eighth of the
+        host's CPU time since the last sample on two CPUs (25 %), and 72 MiB in use of
+        which 8 MiB are page cache (64 MiB counted)."""
+        self._call("stats", container, stream, one_shot)
+        with self._lock:
+            n = self._stat_rounds[container] = self._stat_rounds.get(container, 0) + 1
+        return {
+            "cpu_stats": {
+                "cpu_usage": {"total_usage": n * 250_000_000},
+                "system_cpu_usage": n * 2_000_000_000,
+                "online_cpus": 2,
+            },
+            "precpu_stats": {"cpu_usage": {"total_usage": 0}},
+            "memory_stats": {
+                "usage": 72 * 2**20,
+                "limit": 2 * 2**30,
+                "stats": {"inactive_file": 8 * 2**20},
+            },
+        }
 
     def logs(self, container: str, **kwargs: Any) -> Any:
-        self._call("logs", container)
-        lines = [b"line 1\n", b"line 2\n"]
+        self._call("logs", container, kwargs.get("tail"), kwargs.get("follow"))
+        lines = [f"{container[:12]} line 1\n".encode(), f"{container[:12]} line 2\n".encode()]
+        if kwargs.get("stream") and kwargs.get("follow"):
+            stream = FakeLogStream(lines)
+            with self._lock:
+                self.log_streams.append(stream)
+            return stream
         return iter(lines) if kwargs.get("stream") else b"".join(lines)
+
+    # ----- images and volumes ------------------------------------------------------------
+
+    def images(self, **_: Any) -> list[dict[str, Any]]:
+        self._call("images")
+        return [dict(i) for i in self.image_list]
+
+    def remove_image(self, image: str, force: bool = False, noprune: bool = False) -> None:
+        self._call("remove_image", image, force)
+        for i in self.image_list:
+            if image in i["RepoTags"]:
+                i["RepoTags"] = [t for t in i["RepoTags"] if t != image]
+                if not i["RepoTags"]:
+                    self.image_list.remove(i)
+                return
+            if image == i["Id"]:
+                self.image_list.remove(i)
+                return
+        raise APIError("404 Client Error", explanation=f"No such image: {image}")
+
+    def volumes(self, filters: Any = None) -> dict[str, Any]:
+        self._call("volumes")
+        return {"Volumes": [dict(v) for v in self.volume_list] or None, "Warnings": None}
+
+    def remove_volume(self, name: str, force: bool = False) -> None:
+        self._call("remove_volume", name, force)
+        if name in self.volumes_in_use:
+            raise APIError(
+                "409 Client Error: Conflict",
+                explanation=f"remove {name}: volume is in use - [{self.volumes_in_use[name]}]",
+            )
+        self.volume_list = [v for v in self.volume_list if v["Name"] != name]
+
+    # ----- events -------------------------------------------------------------------------
 
     def events(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         self._call("events", kwargs.get("filters"))
@@ -231,6 +380,107 @@ class FakeDocker:
     def close(self) -> None:
         self.closed = True
         self._events.put(_END)
+
+    # ----- a cluster's engine: its swarm --------------------------------------------------
+
+    def nodes(self, filters: Any = None) -> list[dict[str, Any]]:
+        self._call("nodes")
+        with self._lock:
+            return [dict(n) for n in self.swarm_nodes]
+
+    def services(self, filters: Any = None, status: Any = None) -> list[dict[str, Any]]:
+        self._call("services")
+        with self._lock:
+            return [dict(s) for s in self.swarm_services]
+
+    def tasks(self, filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        self._call("tasks", filters)
+        desired = (filters or {}).get("desired-state")
+        with self._lock:
+            return [dict(t) for t in self.swarm_tasks if desired in (None, t["DesiredState"])]
+
+    def set_node(self, hostname: str, *, availability: str | None = None,
+                 state: str | None = None, role: str | None = None) -> None:  # fmt: skip
+        """What a node action does to the swarm; a node drained or down loses its tasks
+        to the active, ready node with the fewest (the swarm's spread)."""
+        with self._lock:
+            node = next(n for n in self.swarm_nodes if n["Description"]["Hostname"] == hostname)
+            if availability is not None:
+                node["Spec"]["Availability"] = availability
+            if state is not None:
+                node["Status"]["State"] = state
+            if role is not None:
+                node["Spec"]["Role"] = role
+            if node["Spec"]["Availability"] == "drain" or node["Status"]["State"] == "down":
+                self._reschedule(node["ID"])
+
+    def _reschedule(self, node_id: str) -> None:
+        usable = [
+            n["ID"]
+            for n in self.swarm_nodes
+            if n["ID"] != node_id
+            and n["Spec"]["Availability"] == "active"
+            and n["Status"]["State"] == "ready"
+        ]
+        for task in [t for t in self.swarm_tasks if t["NodeID"] == node_id]:
+            if task["DesiredState"] != "running" or not usable:
+                continue
+            task["DesiredState"] = "shutdown"
+            task["Status"] = {"State": "shutdown"}
+
+            def load(nid: str) -> int:
+                return sum(
+                    1
+                    for t in self.swarm_tasks
+                    if t["NodeID"] == nid and t["DesiredState"] == "running"
+                )
+
+            target = min(usable, key=lambda nid: (load(nid), nid))
+            self.swarm_tasks.append(
+                swarm_task(f"task-{next(self._task_ids)}", task["ServiceID"], task["Slot"], target)
+            )
+
+
+def swarm_node(hostname: str, role: str = "worker") -> dict[str, Any]:
+    """One entry of a swarm's ``GET /nodes``."""
+    return {
+        "ID": f"node-{hostname}",
+        "Description": {"Hostname": hostname},
+        "Spec": {"Role": role, "Availability": "active"},
+        "Status": {"State": "ready"},
+    }
+
+
+def swarm_task(ident: str, service: str, slot: int, node_id: str) -> dict[str, Any]:
+    """One entry of a swarm's ``GET /tasks``: a replica running on ``node_id``."""
+    return {
+        "ID": ident,
+        "ServiceID": service,
+        "Slot": slot,
+        "NodeID": node_id,
+        "DesiredState": "running",
+        "Status": {"State": "running"},
+    }
+
+
+def engine_image(name: str, tags: list[str], size: int) -> dict[str, Any]:
+    """One entry of the engine's ``GET /images/json``."""
+    return {
+        "Id": "sha256:" + f"{name:0<12}" + "a" * 52,
+        "RepoTags": tags,
+        "Size": size,
+        "Created": 1764547200,  # 2025-12-01
+    }
+
+
+def engine_volume(name: str) -> dict[str, Any]:
+    """One entry of the engine's ``GET /volumes``."""
+    return {
+        "Name": name,
+        "Driver": "local",
+        "Mountpoint": f"/var/lib/docker/volumes/{name}/_data",
+        "Scope": "local",
+    }
 
 
 def engine_container(
@@ -493,6 +743,14 @@ class FakeAgentClient:
             nodes.append(changed)
         c.nodes = nodes
         self.cluster_list = [c if x.name == name else x for x in self.cluster_list]
+        if action in ("drain", "pause", "activate"):
+            self.docker.set_node(
+                node_name, availability="active" if action == "activate" else action
+            )
+        elif action in ("promote", "demote"):
+            self.docker.set_node(node_name, role="manager" if action == "promote" else "worker")
+        elif action in drills:
+            self.docker.set_node(node_name, state="down")
         self.push("cluster", f"{node_name}: {action}", cluster=name, node=node_name)
         return c
 

@@ -19,8 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from moorage.agent.deps import Deps, EngineLink, GuestChannel, SharedMounts
+from moorage.agent.stats import READ_COMMAND
 from moorage.config import HostFacts
 from moorage.engine.port_watcher import PortReport
 from moorage.engine.ssh import GuestAddress
@@ -235,6 +237,8 @@ class FakeGuest(Knobs):
         self.commands.append(command)
         if "_ping" in command:
             return self._ping()
+        if command == READ_COMMAND:
+            return self.guests.read_counters()
         if command.startswith("date +%s"):
             return 0, f"{time.time() + self.guests.clock_offset:.6f}\n"
         if command.startswith("date -u -s"):
@@ -295,6 +299,29 @@ class FakeGuests:
         self.poweroff_gate: threading.Event | None = None
         """``busybox poweroff`` waits for this, when set, before the VM goes down."""
         self.clock_offset = 0.0
+        self.cpu_busy = 0
+        self.cpu_total = 0
+        self.busy_share = 0.25
+        """Each read of the counters adds 400 jiffies, this share of them busy."""
+        self.mem_total_kib = 2048 * 1024
+        self.mem_available_kib = 1536 * 1024
+
+    def read_counters(self) -> tuple[int, str]:
+        """``READ_COMMAND``'s output: ``/proc/stat``'s cpu line (4 vCPUs) advanced by
+        400 jiffies since the read before, then ``/proc/meminfo``."""
+        with self.lock:
+            self.cpu_total += 400
+            self.cpu_busy += round(400 * self.busy_share)
+            busy, idle = self.cpu_busy, self.cpu_total - self.cpu_busy
+        user, system = busy // 2, busy - busy // 2
+        out = (
+            f"cpu  {user} 0 {system} {idle} 0 0 0 0 0 0\n"
+            f"MemTotal:       {self.mem_total_kib} kB\n"
+            "MemFree:          102400 kB\n"
+            f"MemAvailable:   {self.mem_available_kib} kB\n"
+            "Buffers:           10240 kB\n"
+        )
+        return 0, out
 
     def __call__(self, addr: GuestAddress, run_dir: Path) -> FakeGuest:
         guest = FakeGuest(self, addr)
@@ -331,6 +358,14 @@ class FakeEngine(Knobs):
     def ping(self, timeout: float) -> bool:
         self._call("ping")
         return self.answering
+
+    def describe(self, timeout: float) -> dict[str, Any]:
+        self._call("describe")
+        if not self.answering:
+            raise EngineError("the engine does not answer through the fake socket")
+        info = {"ServerVersion": ENGINE_VERSION, "Containers": 2, "Swarm": {"LocalNodeState":
+                "inactive"}, "RegistryConfig": {"Mirrors": []}}  # fmt: skip
+        return {"info": info, "version": {"Version": ENGINE_VERSION, "ApiVersion": "1.45"}}
 
     def twin(self, forward: Forward, on: bool) -> None:
         self._call("twin")

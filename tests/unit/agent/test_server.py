@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import gc
 import socket
+import stat
 import subprocess
 import threading
 import warnings
+import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,7 @@ import pytest
 from moorage.agent.machine import MachineAgent
 from moorage.agent.server import _Server, serve
 from moorage.api.client import AgentClient
-from moorage.api.schema import PHASES, AgentBusy, AgentCrashed, AgentNotRunning
+from moorage.api.schema import PHASES, AgentBusy, AgentCrashed, AgentNotRunning, StatSample
 from moorage.errors import AgentError, ConfigError, MachineError, MoorageError
 from moorage.paths import private_dir
 from tests.helpers.fakes import write_config
@@ -164,6 +166,43 @@ def test_the_doctor_answers(served: Served, monkeypatch: pytest.MonkeyPatch) -> 
     full = served.client.doctor()
     assert {c.name for c in full.checks} == {"qemu", "kvm", "driver", "docker", "disk"}
     assert next(c for c in full.checks if c.name == "driver").ok
+
+
+def test_stats_of_a_stopped_machine_are_empty_and_of_a_running_one_fill(
+    served: Served, machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("moorage.agent.stats.FIRST_GAP", 0.01)
+    client = served.client
+    stopped = client.stats()
+    assert (stopped.machine, stopped.samples, stopped.api) == (NAME, [], 1)
+    assert not served.agent.sampler.sampling
+
+    list(client.follow(client.request("start")))
+    wait_until(lambda: idle(served.agent))
+    served.agent.sampler.interval = 0.02
+    wait_until(lambda: len(client.stats().samples) >= 2, why="samples over the API")
+    answer = client.stats()
+    assert isinstance(answer.samples[0], StatSample)
+    assert (answer.samples[-1].cpu_percent, answer.samples[-1].memory_used_mib) == (25.0, 512.0)
+    assert (answer.cpus, answer.memory_mib) == (1, 2048)
+    assert answer.samples == sorted(answer.samples, key=lambda s: s.t)
+
+
+def test_diagnose_writes_a_private_bundle(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("moorage.agent.diagnostics.tool_version", lambda argv: "fake 1.0")
+    paths = served.agent.paths
+    private_dir(paths.state)
+    paths.agent_log.write_text("join with SWMTKN-1-abcdefghijklmnopqrstuvwxyz0123-abcdefghij\n")
+    report = served.client.diagnostics()
+    path = Path(report.path)
+    assert path.parent == paths.state and path.name.startswith("diagnostics-")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert report.size == path.stat().st_size
+    assert "versions.txt" in report.contents and "agent.log" in report.contents
+    assert report.scrubbed == 1
+    with zipfile.ZipFile(path) as z:
+        assert sorted(z.namelist()) == sorted(report.contents)
+        assert "abcdefghijklmnopqrstuvwxyz0123" not in z.read("agent.log").decode()
 
 
 # ----- an agent that is not there, dead, or hung --------------------------------------

@@ -69,3 +69,17 @@ def test_an_operation_ends_at_its_own_end_not_at_its_parts() -> None:
     assert schema.ends("restart", ev("ready", "start"))
     assert not schema.ends("start", ev("error", None))  # a crash outside the start
     assert not schema.ends("start", ev("progress", "start"))
+
+
+def test_stats_and_diagnostics_round_trip_ignoring_what_a_newer_agent_adds() -> None:
+    stats = schema.Stats("default", 5.0, 2, 2048, [schema.StatSample(1.0, 12.5, 700.0)])
+    data = {**stats.to_json(), "disk": 1}
+    data["samples"][0]["load"] = 0.5
+    assert stats.to_json()["api"] == schema.API_VERSION
+    assert decode(schema.Stats, data) == stats
+    report = schema.Diagnostics("/x/diagnostics-20261204-120000.zip", 10, ["agent.log"], 2)
+    assert report.to_json()["api"] == schema.API_VERSION
+    assert decode(schema.Diagnostics, {**report.to_json(), "sha256": "0"}) == report
+    assert {("GET", "/v1/stats"), ("POST", "/v1/diagnose")} <= {
+        (r.method, r.path) for r in schema.ROUTES
+    }

@@ -389,3 +389,10 @@ def test_every_action_of_every_state_is_one_the_app_knows() -> None:
     ]
     for v in views:
         assert model.menu(v).actions() <= known
+
+
+def test_the_clis_dashboard_pages_are_the_dashboards() -> None:
+    from moorage.cli.desktop import PAGES as CLI_PAGES  # noqa: PLC0415
+    from moorage.desktop.dashboard import PAGES  # noqa: PLC0415
+
+    assert CLI_PAGES == PAGES

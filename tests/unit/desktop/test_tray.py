@@ -28,9 +28,10 @@ from tests.helpers.fake_agent_client import FakeAgentClient, offer, update_view
 
 
 class StandInDashboard(QMainWindow):
-    """The contract's Dashboard, until the real one is here: records what it is told."""
+    """The Dashboard's contract with the app, recording what it is told (the real one
+    is tested in test_dashboard.py)."""
 
-    def __init__(self, client: Any, calls: Calls, parent: Any = None) -> None:
+    def __init__(self, client: Any, calls: Calls, parent: Any = None, **_: Any) -> None:
         super().__init__(parent)
         self.client, self.calls = client, calls
         self.pages: list[str] = []
@@ -38,6 +39,9 @@ class StandInDashboard(QMainWindow):
 
     def show_page(self, name: str) -> None:
         self.pages.append(name)
+
+    def show_logs(self, cid: str) -> None:
+        self.pages.append(f"logs:{cid}")
 
     def on_event(self, event: Any) -> None:
         self.events.append(event)
@@ -251,9 +255,10 @@ def test_container_actions_reach_the_engine(harness: Harness, fake_client: FakeA
     harness.qtbot.waitUntil(lambda: ("stop", (web,)) in fake_client.docker.calls)
     harness.qtbot.waitUntil(lambda: harness.app.view.containers is not None
                             and [c.name for c in harness.app.view.containers] == ["db"])  # fmt: skip
+    db = next(c["Id"] for c in fake_client.docker.listed if c["Names"] == ["/db"])
     harness.click("Containers", "db", "Logs")
     dashboard = harness.app.dashboard
-    assert isinstance(dashboard, StandInDashboard) and dashboard.pages == ["logs"]
+    assert isinstance(dashboard, StandInDashboard) and dashboard.pages == [f"logs:{db}"]
 
 
 def test_open_in_browser_opens_the_published_port(harness: Harness) -> None:
