@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from PySide6.QtCore import Qt, QUrl, Signal
 from PySide6.QtWidgets import QPushButton, QTableWidget, QTableWidgetItem
@@ -20,6 +20,8 @@ from moorage.desktop.model import Container
 from moorage.desktop.pages import Context, Page, ago, button_row, human_size, table
 
 log = logging.getLogger("moorage.desktop")
+
+R = TypeVar("R")
 
 CONTAINERS_INTERVAL_MS = 3000
 """How often the containers page asks again (list, then each running one's stats)."""
@@ -305,56 +307,90 @@ class ContainersPage(Page):
         )
 
 
-class ImagesPage(Page):
-    title = "Images"
-    COLUMNS = ("Repository:tag", "Id", "Size", "Created")
+class TablePage(Page, Generic[R]):
+    """A page of one table, ``COLUMNS`` wide, with Refresh and Remove… under it: a
+    selected row enables Remove; a round lists the rows (``list_rows``, on a worker),
+    keeps the selection and fills the table (``cells``). ``noun`` names the rows in
+    the placeholder and the error."""
+
+    COLUMNS: tuple[str, ...] = ()
+    noun = ""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.table = table(list(self.COLUMNS))
-        self.images: list[ImageRow] = []
+        self.rows: list[R] = []
         self.refresh_button = QPushButton("Refresh")
         self.remove_button = QPushButton("Remove…")
         self.refresh_button.clicked.connect(self.refresh)
         self.remove_button.clicked.connect(self.remove_selected)
         self.layout_.addWidget(self.table, 1)
         self.layout_.addLayout(button_row(self.refresh_button, self.remove_button))
-        self.table.itemSelectionChanged.connect(
-            lambda: self.remove_button.setEnabled(self.selected() is not None)
-        )
+        self.table.itemSelectionChanged.connect(self._enable)
         self.remove_button.setEnabled(False)
 
+    def _enable(self) -> None:
+        self.remove_button.setEnabled(self.selected() is not None)
+
     def clear(self) -> None:
-        self.images = []
+        self.rows = []
         self.table.setRowCount(0)
         self.remove_button.setEnabled(False)
 
-    def selected(self) -> ImageRow | None:
-        ref = _selected(self.table)
-        return next((i for i in self.images if i.ref == ref), None)
-
     def fetch(self, finished: Callable[[], None]) -> None:
-        def listed(rows: list[ImageRow]) -> None:
+        def listed(rows: list[R]) -> None:
             keep = _selected(self.table)
-            self.images = rows
-            self.show_placeholder("" if rows else "No images.")
+            self.rows = rows
+            self.show_placeholder("" if rows else f"No {self.noun}.")
             self.table.setRowCount(len(rows))
-            now = time.time()
-            for row, i in enumerate(rows):
-                cells = [i.label, i.short_id, human_size(i.size), ago(i.created, now)]
+            for row, (data, cells) in enumerate(self.cells(rows)):
                 for col, text in enumerate(cells):
-                    self.table.setItem(row, col, _item(text, i.ref if col == 0 else None))
+                    self.table.setItem(row, col, _item(text, data if col == 0 else None))
             if keep is not None:
                 _select(self.table, keep)
-            self.remove_button.setEnabled(self.selected() is not None)
+            self._enable()
             finished()
 
         self.ctx.on_engine(
-            lambda api: ImageRow.rows(api.images()),
+            self.list_rows,
             listed,
-            what="Could not list the images",
+            what=f"Could not list the {self.noun}",
             failed=lambda _exc: finished(),
         )
+
+    # for subclasses
+    def list_rows(self, api: Any) -> list[R]:
+        """The rows, in the table's order (on a worker: no widget here)."""
+        raise NotImplementedError
+
+    def cells(self, rows: list[R]) -> list[tuple[Any, list[str]]]:
+        """Each row's data (what selecting it keeps, in its first cell) and cells."""
+        raise NotImplementedError
+
+    def selected(self) -> Any:
+        return _selected(self.table)
+
+    def remove_selected(self) -> None:
+        raise NotImplementedError
+
+
+class ImagesPage(TablePage[ImageRow]):
+    title = "Images"
+    COLUMNS = ("Repository:tag", "Id", "Size", "Created")
+    noun = "images"
+
+    def list_rows(self, api: Any) -> list[ImageRow]:
+        return ImageRow.rows(api.images())
+
+    def cells(self, rows: list[ImageRow]) -> list[tuple[Any, list[str]]]:
+        now = time.time()
+        return [
+            (i.ref, [i.label, i.short_id, human_size(i.size), ago(i.created, now)]) for i in rows
+        ]
+
+    def selected(self) -> ImageRow | None:
+        ref = _selected(self.table)
+        return next((i for i in self.rows if i.ref == ref), None)
 
     def remove_selected(self) -> None:
         i = self.selected()
@@ -377,56 +413,25 @@ class ImagesPage(Page):
         )
 
 
-class VolumesPage(Page):
+class VolumesPage(TablePage[dict[str, Any]]):
     title = "Volumes"
     COLUMNS = ("Name", "Driver", "Mountpoint")
+    noun = "volumes"
 
-    def __init__(self, ctx: Context) -> None:
-        super().__init__(ctx)
-        self.table = table(list(self.COLUMNS))
-        self.volumes: list[dict[str, Any]] = []
-        self.refresh_button = QPushButton("Refresh")
-        self.remove_button = QPushButton("Remove…")
-        self.refresh_button.clicked.connect(self.refresh)
-        self.remove_button.clicked.connect(self.remove_selected)
-        self.layout_.addWidget(self.table, 1)
-        self.layout_.addLayout(button_row(self.refresh_button, self.remove_button))
-        self.table.itemSelectionChanged.connect(
-            lambda: self.remove_button.setEnabled(self.selected() is not None)
-        )
-        self.remove_button.setEnabled(False)
+    def list_rows(self, api: Any) -> list[dict[str, Any]]:
+        volumes = list((api.volumes() or {}).get("Volumes") or [])
+        return sorted(volumes, key=lambda v: str(v.get("Name", "")))
 
-    def clear(self) -> None:
-        self.volumes = []
-        self.table.setRowCount(0)
-        self.remove_button.setEnabled(False)
+    def cells(self, rows: list[dict[str, Any]]) -> list[tuple[Any, list[str]]]:
+        lines: list[tuple[Any, list[str]]] = []
+        for v in rows:
+            name = str(v.get("Name", ""))
+            lines.append((name, [name, str(v.get("Driver", "")), str(v.get("Mountpoint", ""))]))
+        return lines
 
     def selected(self) -> str | None:
         name = _selected(self.table)
         return str(name) if name is not None else None
-
-    def fetch(self, finished: Callable[[], None]) -> None:
-        def listed(volumes: list[dict[str, Any]]) -> None:
-            keep = _selected(self.table)
-            self.volumes = sorted(volumes, key=lambda v: str(v.get("Name", "")))
-            self.show_placeholder("" if volumes else "No volumes.")
-            self.table.setRowCount(len(self.volumes))
-            for row, v in enumerate(self.volumes):
-                name = str(v.get("Name", ""))
-                cells = [name, str(v.get("Driver", "")), str(v.get("Mountpoint", ""))]
-                for col, text in enumerate(cells):
-                    self.table.setItem(row, col, _item(text, name if col == 0 else None))
-            if keep is not None:
-                _select(self.table, keep)
-            self.remove_button.setEnabled(self.selected() is not None)
-            finished()
-
-        self.ctx.on_engine(
-            lambda api: list((api.volumes() or {}).get("Volumes") or []),
-            listed,
-            what="Could not list the volumes",
-            failed=lambda _exc: finished(),
-        )
 
     def remove_selected(self) -> None:
         name = self.selected()
