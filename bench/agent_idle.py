@@ -7,24 +7,10 @@ Run: python bench/agent_idle.py [seconds]
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from pathlib import Path
 
-from common import HOME, NAME, ensure_machine, header
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from common import HOME, NAME, cpu_seconds, ensure_machine, header, rss_mb
 
 
 def main() -> None:

@@ -109,6 +109,21 @@ def guest(command: str, timeout: float = 900) -> str:
     return proc.stdout
 
 
+def rss_mb(pid: int) -> float:
+    """A process's resident memory (VmRSS in /proc/PID/status), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process used so far, user and system (/proc/PID/stat): the whole
+    process's, every thread counted."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = (len(ordered) - 1) * p / 100

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import HOME, NAME, ensure_machine, env, header, median
+from common import HOME, NAME, cpu_seconds, ensure_machine, env, header, median, rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,20 +32,6 @@ from tests.helpers.xvfb import App, Display, MapWatch, display, missing_tools, r
 
 MENU_ROUNDS = 10
 DASHBOARD_ROUNDS = 5
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    """The whole process's: /proc/PID/stat counts every thread (the event stream's and
-    the engine's followers, the call pool)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def xdotool_start(d: Display) -> float:
