@@ -43,6 +43,18 @@ def polyline(
     return points
 
 
+def runs(samples: Sequence[Point], gap: float) -> list[list[Point]]:
+    """``samples`` in time order, cut where two follow each other more than ``gap``
+    seconds apart: the agent samples only while someone looks, and a line drawn across
+    the time nobody looked would show values nobody measured."""
+    out: list[list[Point]] = []
+    for t, v in sorted(samples):
+        if not out or t - out[-1][-1][0] > gap:
+            out.append([])
+        out[-1].append((t, v))
+    return out
+
+
 class Graph(QWidget):
     """One quantity over time: a title, its latest value, a line over a light grid."""
 
@@ -55,11 +67,22 @@ class Graph(QWidget):
         self.end = 0.0
         self.span = 600.0
         self.top = 100.0
+        self.gap = float("inf")
         self.setMinimumSize(320, 140)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
-    def set_samples(self, samples: Sequence[Point], *, end: float, span: float, top: float) -> None:
+    def set_samples(
+        self,
+        samples: Sequence[Point],
+        *,
+        end: float,
+        span: float,
+        top: float,
+        gap: float = float("inf"),
+    ) -> None:
+        """Show ``samples``; a line is not drawn between two more than ``gap`` s apart."""
         self.samples, self.end, self.span, self.top = list(samples), end, span, max(top, 1e-9)
+        self.gap = gap
         self.update()
 
     def caption(self) -> str:
@@ -82,8 +105,17 @@ class Graph(QWidget):
             p.drawLine(QPointF(area.left(), y), QPointF(area.right(), y))
         p.setPen(QPen(pal.color(QPalette.ColorRole.Mid)))
         p.drawRect(area)
+        for run in runs(self.samples, self.gap):
+            if run[-1][0] >= self.end - self.span:  # a run wholly before the window: none of it
+                self._draw_run(p, area, run)
+        p.setPen(QPen(pal.color(QPalette.ColorRole.WindowText)))
+        p.drawText(QRectF(4, 0, self.width() - 8, text_height), Qt.AlignmentFlag.AlignVCenter,
+                   self.caption())  # fmt: skip
+        p.end()
+
+    def _draw_run(self, p: QPainter, area: QRectF, samples: Sequence[Point]) -> None:
         points = polyline(
-            self.samples,
+            samples,
             end=self.end,
             span=self.span,
             top=self.top,
@@ -103,7 +135,3 @@ class Graph(QWidget):
             p.fillPath(fill, shade)
             p.setPen(QPen(self.color, 2))
             p.drawPath(line)
-        p.setPen(QPen(pal.color(QPalette.ColorRole.WindowText)))
-        p.drawText(QRectF(4, 0, self.width() - 8, text_height), Qt.AlignmentFlag.AlignVCenter,
-                   self.caption())  # fmt: skip
-        p.end()

@@ -100,11 +100,15 @@ class MachinePage(Page):
         samples = list(stats.samples)
         self.show_placeholder("" if samples else "No samples yet: the machine has just started.")
         end = max([s.t for s in samples], default=now if now is not None else time.time())
-        self.cpu.set_samples([(s.t, s.cpu_percent) for s in samples], end=end, span=SPAN_S, top=100)
+        gap = 3 * float(stats.interval_s or 5)  # more than two missed samples: nobody looked
+        self.cpu.set_samples(
+            [(s.t, s.cpu_percent) for s in samples], end=end, span=SPAN_S, top=100, gap=gap
+        )
         self.cpu.title = f"CPU of {stats.cpus} CPUs" if stats.cpus else "CPU"
         self.memory.set_samples(
             [(s.t, s.memory_used_mib) for s in samples],
             end=end,
             span=SPAN_S,
+            gap=gap,
             top=float(stats.memory_mib or max((s.memory_used_mib for s in samples), default=1)),
         )

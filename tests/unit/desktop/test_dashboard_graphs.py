@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtGui import QColor, QImage  # noqa: TID251
 from pytestqt.qtbot import QtBot
 
-from moorage.desktop.graphs import Graph, polyline
+from moorage.desktop.graphs import Graph, polyline, runs
 
 
 def test_points_run_left_to_right_in_time_and_bottom_to_top_in_value() -> None:
@@ -63,3 +63,10 @@ def test_the_graph_draws_its_line(qtbot: QtBot) -> None:
     drawn = graph.grab().toImage()
     assert _colored(drawn, QColor("#d01010")) > 100
     assert graph.caption().startswith("CPU: 20.0 %")
+
+
+def test_the_line_is_cut_where_nobody_looked() -> None:
+    samples = [(30.0, 3.0), (0.0, 1.0), (5.0, 2.0), (35.0, 4.0)]
+    assert runs(samples, gap=15) == [[(0.0, 1.0), (5.0, 2.0)], [(30.0, 3.0), (35.0, 4.0)]]
+    assert runs(samples, gap=30) == [sorted(samples)]
+    assert runs([], gap=15) == []
