@@ -34,10 +34,13 @@ from moorage.api.schema import (
     ClusterList,
     ClusterStatus,
     ConfigView,
+    Diagnostics,
     Event,
     InstallCommand,
     NodeInfo,
     Operation,
+    Stats,
+    StatSample,
     Status,
     SwarmInfo,
     UpdateView,
@@ -54,32 +57,6 @@ except ImportError:  # docker-py is a dependency of the desktop; this keeps the 
         def __init__(self, message: str, response: Any = None, explanation: str = "") -> None:
             super().__init__(message)
             self.explanation = explanation
-
-
-try:  # the agent's API gains these; until then, the same shapes here
-    from moorage.api.schema import Diagnostics, Stats, StatSample  # type: ignore[attr-defined]
-except ImportError:
-
-    @dataclass(frozen=True)
-    class StatSample:  # type: ignore[no-redef]
-        t: float
-        cpu_percent: float
-        memory_used_mib: float
-
-    @dataclass(frozen=True)
-    class Stats:  # type: ignore[no-redef]
-        machine: str
-        interval_s: float
-        cpus: int
-        memory_mib: int
-        samples: list[StatSample]
-
-    @dataclass(frozen=True)
-    class Diagnostics:  # type: ignore[no-redef]
-        path: str
-        size: int
-        contents: list[str]
-        scrubbed: int
 
 
 HOST = config_mod.HostFacts(cpus=8, memory_mib=16384, home=Path("/home/user"))
