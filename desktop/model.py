@@ -401,29 +401,31 @@ def cluster_item(c: ClusterStatus) -> Item:
     return Item(label, children=tuple(children))
 
 
+def one_node_items(sw: SwarmInfo | None) -> tuple[Item, ...]:
+    """The machine's own engine as a swarm: what it is, and Init or Leave (the tray's
+    Swarm menu and the dashboard's swarm page show the same)."""
+    if sw is None:
+        return (Item("This engine: asking…", enabled=False),)
+    if sw.state == "inactive":
+        return (Item("Make this engine a one-node swarm", SWARM_INIT),)
+    info = f"This engine: one-node swarm, {sw.state}"
+    if sw.state == "active":
+        info += f", {sw.services} service{'s' if sw.services != 1 else ''}"
+    return (
+        Item(info, enabled=False, tip=sw.error or ""),
+        Item(
+            "Leave the one-node swarm",
+            SWARM_LEAVE,
+            confirm="Leave the one-node swarm? Its services and their tasks are removed.",
+        ),
+    )
+
+
 def _swarm_item(view: View) -> Item:
     st = view.status
     if st is None or st.state not in ("running", "degraded"):
         return Item("Swarm", enabled=False, tip="the machine is not running")
-    children: list[Item] = []
-    sw = view.swarm
-    if sw is None:
-        children.append(Item("This engine: asking…", enabled=False))
-    elif sw.state == "inactive":
-        children.append(Item("Make this engine a one-node swarm", SWARM_INIT))
-    else:
-        info = f"This engine: one-node swarm, {sw.state}"
-        if sw.state == "active":
-            info += f", {sw.services} service{'s' if sw.services != 1 else ''}"
-        children.append(Item(info, enabled=False, tip=sw.error or ""))
-        children.append(
-            Item(
-                "Leave the one-node swarm",
-                SWARM_LEAVE,
-                confirm="Leave the one-node swarm? Its services and their tasks are removed.",
-            )
-        )
-    children.append(SEPARATOR)
+    children: list[Item] = [*one_node_items(view.swarm), SEPARATOR]
     if view.clusters is None:
         children.append(Item("Clusters: asking…", enabled=False))
     elif not view.clusters.clusters:

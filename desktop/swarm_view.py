@@ -35,6 +35,9 @@ from moorage.desktop.model import Item
 from moorage.desktop.pages import CLUSTER_TIMEOUT_S, Context, Page, describe
 
 SWARM_INTERVAL_MS = 2000
+ONE_NODE = ""
+"""The key of the machine's own engine among the engines a round asks (no cluster is
+named "")."""
 COLUMNS = 3
 """Node boxes per row."""
 
@@ -252,7 +255,18 @@ class SwarmPage(Page):
         super().__init__(ctx)
         self.swarm_label = QLabel(swarm_line(None))
         self.swarm_label.setWordWrap(True)
-        self.layout_.addWidget(self.swarm_label)
+        self.swarm_button = QPushButton()
+        self.swarm_button.hide()
+        self.swarm_button.clicked.connect(self._swarm_clicked)
+        self.swarm_item: Item | None = None
+        top = QHBoxLayout()
+        top.addWidget(self.swarm_label, 1)
+        top.addWidget(self.swarm_button)
+        self.layout_.addLayout(top)
+        self.swarm_tasks = QLabel()
+        self.swarm_tasks.setWordWrap(True)
+        self.swarm_tasks.hide()
+        self.layout_.addWidget(self.swarm_tasks)
         self.empty = QLabel("No clusters: `moorage cluster create NAME` makes one.")
         self.empty.hide()
         self.layout_.addWidget(self.empty)
@@ -276,10 +290,10 @@ class SwarmPage(Page):
 
         def got(answer: tuple[SwarmInfo, list[ClusterStatus]]) -> None:
             swarm, clusters = answer
-            self.swarm_label.setText(swarm_line(swarm))
+            self.show_swarm(swarm)
             self.clusters = clusters
             if self.active:
-                self.ask_engines(clusters, finished)
+                self.ask_engines(clusters, finished, one_node=swarm.state == "active")
             else:
                 finished()
 
@@ -287,10 +301,48 @@ class SwarmPage(Page):
             ask_agent, got, what="Could not ask for the swarm", failed=lambda _exc: finished()
         )
 
-    def ask_engines(self, clusters: list[ClusterStatus], finished: Callable[[], None]) -> None:
+    def show_swarm(self, swarm: SwarmInfo) -> None:
+        """The machine's own engine: what it is as a swarm, and Init or Leave."""
+        self.swarm_label.setText(swarm_line(swarm))
+        self.swarm_item = next((i for i in model.one_node_items(swarm) if i.action), None)
+        if self.swarm_item is None:
+            self.swarm_button.hide()
+        else:
+            self.swarm_button.setText(
+                self.swarm_item.label + ("…" if self.swarm_item.confirm else "")
+            )
+            self.swarm_button.show()
+        if swarm.state != "active":
+            self.swarm_tasks.hide()
+
+    def _swarm_clicked(self) -> None:
+        item = self.swarm_item
+        if item is None:
+            return
+        action = "init" if item.action == model.SWARM_INIT else "leave"
+        client, ctx = self.ctx.client, self.ctx
+
+        def go() -> None:
+            ctx.info.emit(f"swarm {action}…")
+            ctx.on_agent(
+                lambda: client.swarm(action, force=action == "leave"),
+                lambda _: self.refresh(),
+                what=f"Could not {action} the one-node swarm",
+            )
+
+        if item.confirm:
+            ctx.confirm(item.label, item.confirm, "Leave", go)
+        else:
+            go()
+
+    def ask_engines(
+        self, clusters: list[ClusterStatus], finished: Callable[[], None], *, one_node: bool = False
+    ) -> None:
         ctx = self.ctx
         live = [(c.name, c.socket) for c in clusters
                 if c.socket and c.state not in ("stopped", "creating")]  # fmt: skip
+        if one_node and ctx.socket:
+            live.insert(0, (ONE_NODE, ctx.socket))
 
         def ask() -> dict[str, Seen]:
             seen = {}
@@ -312,6 +364,7 @@ class SwarmPage(Page):
 
         def got(seen: dict[str, Seen]) -> None:
             finished()
+            self.show_one_node(seen.pop(ONE_NODE, None))
             self.show_clusters(clusters, seen)
 
         def failed(exc: Exception) -> None:
@@ -336,11 +389,25 @@ class SwarmPage(Page):
                 self.boxes_layout.insertWidget(i, shown)
             shown.show_cluster(c, seen.get(c.name))
 
+    def show_one_node(self, seen: Seen | None) -> None:
+        """The one-node swarm's tasks (all on the machine's engine), when it is one."""
+        if seen is None:
+            self.swarm_tasks.hide()
+            return
+        tasks = [t for ts in seen.tasks.values() for t in ts]
+        self.swarm_tasks.setText(
+            f"Its tasks: {seen.error}" if seen.error
+            else "Its tasks: " + (", ".join(tasks) if tasks else "none")
+        )  # fmt: skip
+        self.swarm_tasks.show()
+
     def clear(self) -> None:
         self.clusters = []
         self.show_clusters([], {})
         self.empty.hide()
         self.swarm_label.setText("")
+        self.swarm_button.hide()
+        self.swarm_tasks.hide()
 
     def node_tasks(self, cluster: str, node: str) -> tuple[str, ...]:
         return self.boxes[cluster].nodes[node].tasks

@@ -433,6 +433,31 @@ def test_swarm_page_draws_each_node_with_its_tasks(h: Harness) -> None:
     assert h.docker.called("tasks")[-1] == ({"desired-state": "running"},)
 
 
+def test_the_one_node_swarm_is_made_shown_with_its_tasks_and_left(h: Harness) -> None:
+    h.show("swarm")
+    swarm = h.d.swarm
+    h.wait(swarm.swarm_button.isVisible)
+    assert swarm.swarm_button.text() == "Make this engine a one-node swarm"
+    assert not swarm.swarm_tasks.isVisible()
+    swarm.swarm_button.click()
+    h.wait(lambda: ("init", False) in h.client.called("swarm"))
+    h.wait(swarm.swarm_tasks.isVisible)
+    assert swarm.swarm_label.text().startswith("This engine: one-node swarm, active")
+    # the fake's one engine answers for the machine and the cluster alike
+    listed = swarm.swarm_tasks.text().removeprefix("Its tasks: ").split(", ")
+    assert sorted(listed) == ["web.1", "web.2", "web.3"]
+    assert swarm.swarm_button.text() == "Leave the one-node swarm…"
+    h.answer = "Cancel"
+    swarm.swarm_button.click()
+    assert h.asked[-1][1] == ["Leave", "Cancel"]
+    assert ("leave", True) not in h.client.called("swarm")
+    h.answer = None
+    swarm.swarm_button.click()
+    h.wait(lambda: ("leave", True) in h.client.called("swarm"))
+    h.wait(lambda: swarm.swarm_button.text() == "Make this engine a one-node swarm")
+    assert not swarm.swarm_tasks.isVisible()
+
+
 def test_draining_a_node_moves_its_task_in_the_view(h: Harness) -> None:
     h.show("swarm")
     swarm = h.d.swarm
