@@ -367,6 +367,21 @@ class TablePage(Page, Generic[R]):
         """Each row's data (what selecting it keeps, in its first cell) and cells."""
         raise NotImplementedError
 
+    def confirm_remove(
+        self, kind: str, name: str, warning: str, remove: Callable[[Any], Any]
+    ) -> None:
+        """Ask "Remove ``kind`` ``name``? ``warning``", then ``remove(api)`` on the
+        engine; its refusal (an image in use, a volume mounted) is shown in its words."""
+        what = f"{kind} {name}"
+        self.ctx.confirm(
+            f"Remove {kind}",
+            f"Remove {what}? {warning}",
+            "Remove",
+            lambda: self.ctx.on_engine(
+                remove, self.after(f"{what} removed"), what=f"Could not remove {what}"
+            ),
+        )
+
     def selected(self) -> Any:
         return _selected(self.table)
 
@@ -398,18 +413,11 @@ class ImagesPage(TablePage[ImageRow]):
             return
         ref, label = i.ref, i.label if i.ref != i.id else i.short_id
 
-        def remove() -> None:
-            self.ctx.on_engine(
-                lambda api: api.remove_image(ref),
-                self.after(f"image {label} removed"),
-                what=f"Could not remove image {label}",
-            )
-
-        self.ctx.confirm(
-            "Remove image",
-            f"Remove image {label}? A tag is removed; the image goes with its last tag.",
-            "Remove",
-            remove,
+        self.confirm_remove(
+            "image",
+            label,
+            "A tag is removed; the image goes with its last tag.",
+            lambda api: api.remove_image(ref),
         )
 
 
@@ -438,16 +446,9 @@ class VolumesPage(TablePage[dict[str, Any]]):
         if name is None:
             return
 
-        def remove() -> None:
-            self.ctx.on_engine(
-                lambda api: api.remove_volume(name),
-                self.after(f"volume {name} removed"),
-                what=f"Could not remove volume {name}",
-            )
-
-        self.ctx.confirm(
-            "Remove volume",
-            f"Remove volume {name}? Its data is deleted. This cannot be undone.",
-            "Remove",
-            remove,
+        self.confirm_remove(
+            "volume",
+            name,
+            "Its data is deleted. This cannot be undone.",
+            lambda api: api.remove_volume(name),
         )
