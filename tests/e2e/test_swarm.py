@@ -365,8 +365,11 @@ def test_moorage_restart_brings_the_cluster_back_with_its_services(cluster: Clus
     began = time.monotonic()
     cluster.machine.moorage("restart", timeout=900)
     ready = time.monotonic() - began
-    wait_for(lambda: cluster.status()["state"] == "running", 300, "the cluster running again")
-    wait_for(lambda: get(WEB_PORT), 300, "the web service on the host again")
+    # Five node engines start at once on one emulated CPU: 72-92 s on an idle host
+    # (docs/benchmarks.md), but one fresh-clone run needed more than 300 s. This test is
+    # that the cluster comes back; how fast is bench/swarm.py's.
+    wait_for(lambda: cluster.status()["state"] == "running", 600, "the cluster running again")
+    wait_for(lambda: get(WEB_PORT), 600, "the web service on the host again")
     print(
         f"machine ready {ready:.0f}s after restart, web answering after {time.monotonic() - began:.0f}s"
     )
