@@ -25,7 +25,7 @@ from moorage.engine.ports import published_by_services
 from moorage.errors import ConfigError, SwarmError
 from moorage.steps import Step
 from moorage.swarm import spec as spec_mod
-from moorage.swarm.engines import Client, Engines, not_there, opened, speaking
+from moorage.swarm.engines import Client, Engines, dropped, not_there, opened, speaking
 from moorage.swarm.observe import ContainerFacts, SwarmFacts, container_facts
 from moorage.swarm.record import ClusterRecord, NodeRecord
 from moorage.swarm.spec import NodeSpec, Role
@@ -42,6 +42,8 @@ JOIN_TIMEOUT = 180.0
 READY_TIMEOUT = 180.0
 CALL = 30.0
 """A node engine's patience for one ordinary call."""
+NODE_TRIES = 3
+NODE_RETRY_PAUSE = 2.0
 LOOK = 4.0
 """A watch's patience for one manager: a frozen one never answers."""
 _IMAGE_REF = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]{0,254}$")
@@ -109,7 +111,27 @@ def ensure_network(ctx: Context, record: ClusterRecord) -> None:
 
 def create_node(ctx: Context, node: NodeSpec, image: str) -> None:
     """Create and start the node's container (a leftover of the same name is replaced:
-    its data stays on the data disk)."""
+    its data stays on the data disk).
+
+    A connection the machine's engine drops before it answers is tried again, up to
+    ``NODE_TRIES`` times: it happened once under emulation with five nodes made at
+    once, and replacing the container makes a second try safe. The engine's own
+    refusals are not retried."""
+    for attempt in range(1, NODE_TRIES + 1):
+        try:
+            _create_node_once(node, image, ctx)
+            return
+        except SwarmError as exc:
+            if not dropped(exc) or attempt == NODE_TRIES:
+                raise
+            log.warning(
+                "node %s: %s; trying again (%d of %d)", node.name, exc, attempt + 1, NODE_TRIES
+            )
+            ctx.report(f"{node.name}: the engine dropped the connection; trying again")
+            time.sleep(NODE_RETRY_PAUSE)
+
+
+def _create_node_once(node: NodeSpec, image: str, ctx: Context) -> None:
     c = spec_mod.node_container(node, image)
     with opened(lambda: ctx.engines.machine(CALL)) as m, speaking(f"node {node.name}"):
         try:

@@ -52,6 +52,12 @@ def speaking(what: str) -> Iterator[None]:
         raise SwarmError(f"{what}: the engine does not answer ({exc})") from exc
 
 
+def dropped(exc: SwarmError) -> bool:
+    """Whether ``exc`` (from ``speaking``) is the transport's failure, not the engine's
+    answer: a connection closed or timed out before any reply."""
+    return isinstance(exc.__cause__, (requests.exceptions.RequestException, OSError))
+
+
 @contextlib.contextmanager
 def opened(factory: Callable[[], Client]) -> Iterator[Client]:
     client = factory()

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
+import requests
 
 from moorage.engine.gate_relay import Gate, Routes
 from moorage.swarm.engines import Engines
@@ -65,6 +66,8 @@ class FakeSwarm:
     autolock_key: str | None = None
     heartbeat_ns: int | None = None
     calls: list[str] = field(default_factory=list)
+    dropped_starts: dict[str, int] = field(default_factory=dict)
+    """Container name -> how many of its next starts the transport drops unanswered."""
     _lock: threading.RLock = field(default_factory=threading.RLock)
     _serial: int = 0
 
@@ -160,6 +163,11 @@ class Machine:
         del self.s.containers[name]
 
     def start(self, name: str) -> None:
+        if self.s.dropped_starts.get(name):
+            self.s.dropped_starts[name] -= 1
+            raise requests.exceptions.ConnectionError(
+                "('Connection aborted.', RemoteDisconnected('Remote end closed connection'))"
+            )
         self._get(name).state = "running"
 
     def stop(self, name: str, timeout: int = 10) -> None:

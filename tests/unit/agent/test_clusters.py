@@ -117,6 +117,28 @@ def test_a_create_that_fails_removes_what_it_made(
     assert "moorage-cluster-c1" not in machine.fakes.contexts.contexts
 
 
+def test_a_node_start_the_engine_drops_unanswered_is_tried_again(
+    agent: MachineAgent, machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "NODE_RETRY_PAUSE", 0)
+    machine.fakes.swarm.dropped_starts["c1-w2"] = ops.NODE_TRIES - 1
+    accepted = agent.clusters.create("c1", 3, 2, fast_drills=True)
+    assert finish(agent, accepted).kind == "done"
+    messages = [e.message for e in agent.events.after(accepted.since, 0)]
+    assert "c1-w2: the engine dropped the connection; trying again" in messages
+    assert agent.clusters.status("c1").state == "running"
+
+
+def test_a_node_start_dropped_every_time_fails_the_create_and_names_the_node(
+    agent: MachineAgent, machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "NODE_RETRY_PAUSE", 0)
+    machine.fakes.swarm.dropped_starts["c1-w2"] = ops.NODE_TRIES
+    error = finish(agent, agent.clusters.create("c1", 3, 2, fast_drills=True))
+    assert error.kind == "error" and "node c1-w2: the engine does not answer" in error.message
+    assert machine.fakes.swarm.containers == {} and machine.fakes.swarm.networks == {}
+
+
 def test_killing_the_leader_routes_the_clusters_socket_to_the_new_one(
     agent: MachineAgent, machine: Machine
 ) -> None:
