@@ -12,6 +12,7 @@ last tests, which kill and delete it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -25,6 +26,7 @@ from tests.helpers.xvfb import (
     PANEL_CLASS,
     App,
     Display,
+    Window,
     commonest,
     display,
     drawn,
@@ -131,23 +133,46 @@ def test_right_click_on_the_icon_opens_the_menu(
         d = tray.until(
             lambda d: d["tray_visible"] and "running" in d["status_line"], "the icon shown"
         )
-        [icon] = screen.tray_icons(timeout=20)
-        before = screen.visible()
-        screen.click(*icon.centre, button=3)
-        menu = screen.geometry(screen.new_window(before, timeout=10))
-        assert screen.override_redirect(menu.id), f"{menu} is a top-level window, not a menu"
-        assert tray.ask("describe")["dashboard_visible"] is False
-        # One row per item of the model's sections, at least: a menu, not a tooltip.
+        icons = screen.tray_icons(timeout=20)
+        assert len(icons) == 1, f"icons of the app in trayer's panel: {icons}\n{screen.tree()}"
+        [icon] = icons
         rows = sum(len(s["items"]) for s in d["menu"])
         assert rows >= 8, d["menu"]
-        assert menu.height >= rows * 15 and menu.width >= 100, menu
-        picture = screen.capture(menu.id, tmp_path / "menu.png")
-        assert drawn(picture) > 0.02, f"the menu window {menu} looks blank ({picture})"
-        screen.run("xdotool", "key", "Escape")
+        before = screen.visible()
+        screen.click(*icon.centre, button=3)
+        menu = opened_menu(screen, tray, before, rows)
+        assert screen.override_redirect(menu.id), f"{menu} is a top-level window, not a menu"
+        assert tray.ask("describe")["dashboard_visible"] is False
+        # Painted: under a loaded CPU the first frame may come a moment after the map.
         deadline = time.monotonic() + 10
+        while drawn(picture := screen.capture(menu.id, tmp_path / "menu.png")) <= 0.02:
+            assert time.monotonic() < deadline, f"the menu window {menu} looks blank ({picture})"
+            time.sleep(0.2)
+        screen.run("xdotool", "key", "Escape")
+        deadline = time.monotonic() + 20
         while menu.id in screen.visible():
-            assert time.monotonic() < deadline, "Escape did not close the menu"
+            assert time.monotonic() < deadline, f"Escape did not close the menu\n{tray.logs()}"
             time.sleep(0.1)
+
+
+def opened_menu(screen: Display, tray: App, before: set[str], rows: int) -> Window:
+    """The window the right click opened: new since ``before``, with room for one row
+    per item of the model's sections (a menu, not the icon's tooltip); AssertionError
+    naming every new window and the app's log when none comes within 20 s."""
+    deadline = time.monotonic() + 20
+    while True:
+        seen: list[Window] = []
+        for wid in sorted(screen.visible() - before):
+            with contextlib.suppress(subprocess.CalledProcessError):  # gone meanwhile
+                seen.append(screen.geometry(wid))
+        for w in seen:
+            if w.height >= rows * 15 and w.width >= 100:
+                return w
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"no menu of {rows} rows opened within 20 s; new windows: {seen}\n{tray.logs()}"
+            )
+        time.sleep(0.05)
 
 
 def test_a_second_launch_shows_the_first_ones_dashboard_and_exits_0(
