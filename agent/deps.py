@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from moorage.config import HostFacts
+from moorage.docker_api import api_client, docker_client
 from moorage.engine import context, sshfs
-from moorage.engine.docker_api import api_client, docker_client
 from moorage.engine.docker_socket import DockerSocket
 from moorage.engine.gate_relay import Gate, RoutedServer, Routes
 from moorage.engine.port_watcher import PortReport, PortWatcher

@@ -41,7 +41,7 @@ from typing import Any
 from common import HOME, NAME, busybox_image, ensure_machine, env, guest, header, moorage
 
 from moorage.api.client import AgentClient
-from moorage.engine.docker_api import api_client
+from moorage.docker_api import api_client
 
 CLUSTER = "bench"
 PORT = 18580

@@ -73,10 +73,12 @@ None when the question was dismissed."""
 
 
 def docker_engine(socket: str) -> Any:
-    """A docker-py client of the machine's engine (imported only once one runs)."""
-    import docker  # noqa: PLC0415 - 15 MB of imports a stopped machine never needs
+    """A docker-py client of the machine's engine, its API version fixed like the
+    agent's (``moorage.docker_api``); imported only once one runs."""
+    # docker-py is 15 MB of imports a stopped machine never needs
+    from moorage.docker_api import docker_client  # noqa: PLC0415
 
-    return docker.DockerClient(base_url=f"unix://{socket}", timeout=30)
+    return docker_client(Path(socket))
 
 
 def _dashboard_class() -> Any:

@@ -56,16 +56,10 @@ STATUS_DEBOUNCE_MS = 150
 STATUS_EVENTS = frozenset({"state", "phase", "ready", "done", "error", "warning", "forward"})
 
 
-def docker_engine(socket: str) -> Any:
-    """A docker-py client of the engine at ``socket`` (imported only once one is used)."""
-    import docker  # noqa: PLC0415 - 15 MB of imports a stopped machine never needs
-
-    return docker.DockerClient(base_url=f"unix://{socket}", timeout=30)
-
-
 class Dashboard(QMainWindow):
     """The dashboard of ``client``'s machine; ``engine`` makes the docker-py client of
-    a socket (the app passes its own, so a test's fake engine reaches the pages)."""
+    a socket (the app passes its own ``docker_engine``, so a test's fake engine reaches
+    the pages)."""
 
     def __init__(
         self,
@@ -73,7 +67,7 @@ class Dashboard(QMainWindow):
         calls: Calls,
         parent: QWidget | None = None,
         *,
-        engine: EngineFactory | None = None,
+        engine: EngineFactory,
         open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl,
     ) -> None:
         super().__init__(parent)
@@ -81,9 +75,7 @@ class Dashboard(QMainWindow):
         self.calls = calls
         self.setWindowTitle(f"moorage: {client.name}")
         self.resize(980, 640)
-        self.ctx = Context(
-            client, calls, engine or docker_engine, ask=self._ask, open_url=open_url, parent=self
-        )
+        self.ctx = Context(client, calls, engine, ask=self._ask, open_url=open_url, parent=self)
         self.ctx.error.connect(self.show_problem)
         self.ctx.info.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.ctx.engine_changed.connect(self._engine_changed)

@@ -21,8 +21,8 @@ from typing import Literal
 
 import docker
 
+from moorage.docker_api import api_client
 from moorage.engine import ports
-from moorage.engine.docker_api import api_client
 from moorage.errors import MoorageError
 from moorage.types import Forward
 

@@ -2,7 +2,7 @@
 
 The machine's engine runs the node containers; each node's own engine is reached
 through the host socket the agent serves for it (``engine/gate_relay.py``). Both are
-docker-py low-level clients with the API version fixed (``engine/docker_api.py``),
+docker-py low-level clients with the API version fixed (``moorage.docker_api``),
 since a client that asks ``/version`` costs the guest a runc run each time.
 """
 
