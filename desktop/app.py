@@ -213,8 +213,13 @@ class DesktopApp(QObject):
                 return
             # The app's engine factory and URL opener: a test's fakes reach the pages.
             self.dashboard = cls(
-                self.client, self.calls, engine=self._engine_factory, open_url=self.open_url
+                self.client,
+                self.calls,
+                engine=self._engine_factory,
+                owner=self,
+                open_url=self.open_url,
             )
+            self.dashboard.show_view(self.view, self.menu_model)
         if page:
             self.dashboard.show_page(page)
         self.dashboard.show()
@@ -228,6 +233,8 @@ class DesktopApp(QObject):
         self.menu_model = model.menu(self.view)
         if self.tray is not None:
             self.tray.update(self.menu_model)
+        if self.dashboard is not None:
+            self.dashboard.show_view(self.view, self.menu_model)
 
     def _pending(self, action: str, on: bool) -> None:
         pending = set(self.view.pending)
@@ -474,10 +481,10 @@ class DesktopApp(QObject):
 
     def _handlers(self) -> dict[str, Callable[..., None]]:
         return {
-            model.START: lambda: self._machine("start"),
-            model.STOP: lambda: self._machine("stop"),
-            model.RESTART: lambda: self._machine("restart"),
-            model.RESET: lambda: self._machine("reset"),
+            model.START: lambda: self.machine("start"),
+            model.STOP: lambda: self.machine("stop"),
+            model.RESTART: lambda: self.machine("restart"),
+            model.RESET: lambda: self.machine("reset"),
             model.DASHBOARD: self.show_dashboard,
             model.OPEN_URL: lambda url: self.open_url(QUrl(url)),
             model.CONTAINER_LOGS: self._container_logs,
@@ -525,7 +532,10 @@ class DesktopApp(QObject):
 
         self.calls.run(fn, done=ok, failed=failed)
 
-    def _machine(self, op: str) -> None:
+    def machine(self, op: str) -> None:
+        """Start, stop, restart or reset the machine (the tray's items, the dashboard's
+        buttons), its agent started first if none runs."""
+
         def call() -> Any:
             if op == "start":
                 self._write_config_template()
@@ -610,7 +620,7 @@ class DesktopApp(QObject):
                 # Its "Restart now" is the menu's Restart: pending, progress, errors.
                 restart = getattr(self.preferences, "restart_requested", None)
                 if restart is not None:
-                    restart.connect(lambda: self._machine("restart"))
+                    restart.connect(lambda: self.machine("restart"))
             self.preferences.open()
 
         self._run(model.PREFERENCES, self._agent, done=opened, title="The host agent did not start")

@@ -11,18 +11,20 @@ failed and its fix, and pages in a side list:
 
 Only the page shown polls, and only while the window is shown and not minimized: a
 hidden dashboard asks nothing of the agent or the engine (the tray's idle CPU goal).
-The agent's events come from the app (``on_event``); the dashboard asks for the status
-when one says something changed, and when it is shown again.
+
+The app that shows it (``DesktopApp``, the ``Owner``) follows the machine for the tray
+already: it hands the dashboard its view at every change (``show_view``) and its events
+(``on_event``), and carries out the machine's actions, so the window and the tray never
+disagree and the agent is asked for each status once.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
-from PySide6.QtCore import QEvent, QTimer, QUrl
+from PySide6.QtCore import QEvent, QUrl
 from PySide6.QtGui import QCloseEvent, QDesktopServices, QHideEvent, QShowEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -39,8 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from moorage import config as config_mod
-from moorage.api.schema import AgentBusy, Event, Status
+from moorage.api.schema import Event
 from moorage.desktop import model
 from moorage.desktop.calls import Calls
 from moorage.desktop.engine_pages import ContainersPage, ImagesPage, VolumesPage
@@ -52,14 +53,22 @@ from moorage.desktop.swarm_view import SwarmPage
 log = logging.getLogger("moorage.desktop")
 
 PAGES = ("containers", "images", "volumes", "logs", "swarm", "machine")
-STATUS_DEBOUNCE_MS = 150
-STATUS_EVENTS = frozenset({"state", "phase", "ready", "done", "error", "warning", "forward"})
+
+
+class Owner(Protocol):
+    """What the dashboard asks of the app that shows it."""
+
+    def machine(self, op: str) -> None:
+        """Start, stop or restart the machine, as the tray's items do."""
+
+    def refresh_status(self) -> None:
+        """Ask the agent for the status now (the view comes back by ``show_view``)."""
 
 
 class Dashboard(QMainWindow):
-    """The dashboard of ``client``'s machine; ``engine`` makes the docker-py client of
-    a socket (the app passes its own ``docker_engine``, so a test's fake engine reaches
-    the pages)."""
+    """The dashboard of ``client``'s machine, shown by ``owner``; ``engine`` makes the
+    docker-py client of a socket (the app passes its own ``docker_engine``, so a test's
+    fake engine reaches the pages)."""
 
     def __init__(
         self,
@@ -68,11 +77,13 @@ class Dashboard(QMainWindow):
         parent: QWidget | None = None,
         *,
         engine: EngineFactory,
+        owner: Owner,
         open_url: Callable[[QUrl], Any] = QDesktopServices.openUrl,
     ) -> None:
         super().__init__(parent)
         self.client = client
         self.calls = calls
+        self.owner = owner
         self.setWindowTitle(f"moorage: {client.name}")
         self.resize(980, 640)
         self.ctx = Context(client, calls, engine, ask=self._ask, open_url=open_url, parent=self)
@@ -85,11 +96,6 @@ class Dashboard(QMainWindow):
         self._boxes: list[QMessageBox] = []
         self._problem = ""
         self._status_error: str | None = None
-        self._status_out = self._status_again = self._status_stale = False
-        self._status_timer = QTimer(self)
-        self._status_timer.setSingleShot(True)
-        self._status_timer.setInterval(STATUS_DEBOUNCE_MS)
-        self._status_timer.timeout.connect(self._fetch_status)
 
         central = QWidget()
         outer = QVBoxLayout(central)
@@ -132,7 +138,7 @@ class Dashboard(QMainWindow):
         self.volumes = VolumesPage(self.ctx)
         self.logs = LogsPage(self.ctx)
         self.swarm = SwarmPage(self.ctx)
-        self.machine_page = MachinePage(self.ctx, self.refresh_status)
+        self.machine_page = MachinePage(self.ctx, owner.refresh_status)
         self.pages: dict[str, Page] = dict(
             zip(
                 PAGES,
@@ -190,11 +196,8 @@ class Dashboard(QMainWindow):
         for page in self.pages.values():
             if page is not current or not visible:
                 page.set_active(False)
-        if visible:
-            if self._status_stale or self.view.status is None:
-                self.refresh_status()
-            if isinstance(current, Page):
-                current.set_active(True)
+        if visible and isinstance(current, Page):
+            current.set_active(True)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
@@ -216,7 +219,6 @@ class Dashboard(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop every page (a log follow's thread ends) before the app goes."""
-        self._status_timer.stop()
         for page in self.pages.values():
             page.set_active(False)
         self.ctx.engine_calls.wait(1000)
@@ -226,46 +228,22 @@ class Dashboard(QMainWindow):
         if isinstance(current, Page) and current.active:
             current.refresh()
 
-    # ----- the agent's events and the status ----------------------------------------------------
+    # ----- the app's view of the machine, and the agent's events -------------------------------
 
-    def on_event(self, event: Event) -> None:
-        if event.kind == "error":
-            what = f"{event.op} failed" if event.op else "The machine reports trouble"
-            self.show_problem(what, event.message, event.fix or "")
-        elif event.kind == "progress" and event.cluster is None:
-            self.statusBar().showMessage(event.message, 8000)
-        if event.kind in STATUS_EVENTS and event.cluster is None:
-            self.refresh_status()
-        if (event.kind == "cluster" or event.cluster is not None) and self.swarm.active:
-            self.swarm.refresh()
-        if event.kind == "forward" and self.containers.active:
-            self.containers.refresh()
-
-    def refresh_status(self) -> None:
-        if not self.shown():
-            self._status_stale = True  # asked for when the window is shown again
+    def show_view(self, view: model.View, menu: model.Menu) -> None:
+        """The app's view (and its menu) at each change: the status line and the
+        machine's buttons; with a new status, the pages' engine and the machine page."""
+        was, self.view = self.view.status, view
+        self.status_label.setText(model.status_line(view))
+        for item in menu.section("machine").items:
+            button = self.machine_buttons.get(item.action)
+            if button is not None:
+                button.setText(item.label)
+                button.setEnabled(item.enabled)
+                button.setToolTip(item.tip)
+        st = view.status
+        if st is None or st is was:
             return
-        if not self._status_timer.isActive():  # one question for a burst of reasons
-            self._status_timer.start()
-
-    def _fetch_status(self) -> None:
-        if self._status_out:
-            self._status_again = True
-            return
-        self._status_out = True
-        self._status_stale = False
-        self.calls.run(self.client.status_or_files, done=self._got_status,
-                       failed=self._status_failed)  # fmt: skip
-
-    def _status_done(self) -> None:
-        self._status_out = False
-        if self._status_again:
-            self._status_again = False
-            self.refresh_status()
-
-    def _got_status(self, st: Status) -> None:
-        self._status_done()
-        self._set(status=st, connection="ok")
         if st.error and st.error != self._status_error:  # said once, not at every status
             self.show_problem(f"Machine {st.machine!r} is {st.state}", st.error, "")
         self._status_error = st.error
@@ -273,57 +251,22 @@ class Dashboard(QMainWindow):
         self.ctx.set_socket(st.docker_socket if up else None)
         self.machine_page.set_status(st)
 
-    def _status_failed(self, exc: Exception) -> None:
-        self._status_done()
-        if isinstance(exc, AgentBusy):
-            self._set(connection="not-responding")
-        self.ctx.fail("Could not ask for the machine's status", exc)
-
-    def _set(self, **changes: Any) -> None:
-        self.view = replace(self.view, **changes)
-        self.status_label.setText(model.status_line(self.view))
-        for item in model.menu(self.view).section("machine").items:
-            button = self.machine_buttons.get(item.action)
-            if button is not None:
-                button.setText(item.label)
-                button.setEnabled(item.enabled)
-                button.setToolTip(item.tip)
-
-    # ----- the machine's actions ----------------------------------------------------------------
-
     def machine(self, op: str) -> None:
-        """Start, stop or restart the machine, as the tray does."""
-        client = self.client
-
-        def call() -> Any:
-            if op == "start":
-                path = client.paths.config_file
-                if not path.exists():  # as `moorage start`: a first start writes the file
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text(config_mod.template(config_mod.HostFacts.read()))
-            elif (
-                op == "stop"
-                and client.liveness() != "running"
-                and client.status_or_files().vm_pid is None
-            ):
-                return None  # nothing runs: nothing to stop
-            if client.liveness() != "running":
-                client.spawn()
-            return client.request(op)
-
-        def settled() -> None:
-            self._set(pending=self.view.pending - {op})
-            self.refresh_status()
-
-        def failed(exc: Exception) -> None:
-            settled()
-            self.ctx.fail(f"Could not {op} machine {client.name!r}", exc)
-
-        if op in ("start", "restart"):
+        """A machine button: the app carries it out (a new start clears the message)."""
+        if op in (model.START, model.RESTART):
             self.clear_problem()
-        self._set(pending=self.view.pending | {op})
-        self.statusBar().showMessage(f"{op}…", 5000)
-        self.calls.run(call, done=lambda _: settled(), failed=failed)
+        self.owner.machine(op)
+
+    def on_event(self, event: Event) -> None:
+        if event.kind == "error":
+            what = f"{event.op} failed" if event.op else "The machine reports trouble"
+            self.show_problem(what, event.message, event.fix or "")
+        elif event.kind == "progress" and event.cluster is None:
+            self.statusBar().showMessage(event.message, 8000)
+        if (event.kind == "cluster" or event.cluster is not None) and self.swarm.active:
+            self.swarm.refresh()
+        if event.kind == "forward" and self.containers.active:
+            self.containers.refresh()
 
     # ----- telling the user -------------------------------------------------------------------
 

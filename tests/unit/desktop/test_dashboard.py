@@ -1,11 +1,14 @@
-"""The dashboard over a fake agent and a fake engine: each page's contents, each action
-reaching the engine or the agent, errors shown in the window, polling only while the
-window is shown, and the swarm view watching a task move off a drained node."""
+"""The dashboard over a fake agent and a fake engine, shown by a stand-in for the app
+(``Owner``): each page's contents, each action reaching the engine, the agent or the
+app, errors shown in the window, polling only while the window is shown, and the swarm
+view watching a task move off a drained node. The app's own part (the machine's actions,
+its status) is test_tray.py's; the last test here opens the real one."""
 
 from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import create_autospec
@@ -16,6 +19,7 @@ from PySide6.QtWidgets import QSystemTrayIcon  # noqa: TID251
 from pytestqt.qtbot import QtBot
 
 from moorage.api.schema import Event
+from moorage.desktop import model
 from moorage.desktop.app import DesktopApp
 from moorage.desktop.calls import Calls
 from moorage.desktop.dashboard import PAGES, Dashboard
@@ -27,6 +31,28 @@ FAST_MS = 40
 WEB_ID = "web000000000" + "f" * 52
 
 
+class Owner:
+    """The app's part, as ``DesktopApp`` plays it: it records the machine's actions, and
+    a status asked for is the fake agent's, handed over as the app's view."""
+
+    def __init__(self, client: FakeAgentClient) -> None:
+        self.client = client
+        self.ops: list[str] = []
+        self.view = model.View(machine=client.name)
+        self.d: Dashboard | None = None
+
+    def machine(self, op: str) -> None:
+        self.ops.append(op)
+
+    def refresh_status(self) -> None:
+        self.show(status=self.client.status_or_files())
+
+    def show(self, **changes: Any) -> None:
+        self.view = replace(self.view, **changes)
+        assert self.d is not None
+        self.d.show_view(self.view, model.menu(self.view))
+
+
 class Harness:
     def __init__(self, qtbot: QtBot, client: FakeAgentClient, calls: Calls) -> None:
         self.qtbot = qtbot
@@ -35,9 +61,15 @@ class Harness:
         self.opened: list[QUrl] = []
         self.asked: list[tuple[str, list[str]]] = []
         self.answer: str | None = None
+        self.owner = Owner(client)
         self.d = Dashboard(
-            client, calls, engine=lambda _socket: client.docker, open_url=self.opened.append
+            client,
+            calls,
+            engine=lambda _socket: client.docker,
+            owner=self.owner,
+            open_url=self.opened.append,
         )
+        self.owner.d = self.d
         for page in self.d.pages.values():  # rounds in milliseconds, not seconds
             if page.interval_ms:
                 page.interval_ms = FAST_MS
@@ -52,7 +84,7 @@ class Harness:
     def show(self, page: str = "containers") -> Harness:
         self.d.show_page(page)
         self.d.show()
-        self.qtbot.waitUntil(lambda: self.d.view.status is not None, timeout=3000)
+        self.owner.refresh_status()  # as the app has, from its start
         return self
 
     def wait(self, until: Callable[[], object], timeout: int = 3000) -> None:
@@ -112,27 +144,33 @@ def test_status_line_and_the_machine_actions_of_a_running_machine(h: Harness) ->
 
 
 @pytest.mark.parametrize("op", ["stop", "restart"])
-def test_stop_and_restart_reach_the_agent(h: Harness, op: str) -> None:
+def test_stop_and_restart_are_the_apps_to_carry_out(h: Harness, op: str) -> None:
     h.show()
-    h.wait(h.d.machine_buttons[op].isEnabled)
     h.d.machine_buttons[op].click()
-    h.wait(lambda: (op,) in h.client.called("request"))
-    h.wait(lambda: h.d.view.pending == frozenset())
+    assert h.owner.ops == [op]
+    assert h.client.called("request") == []  # the app's call (test_tray.py), not the window's
 
 
-def test_start_of_a_stopped_machine_starts_its_agent_then_the_machine(h: Harness) -> None:
-    h.client.agent = "absent"
+def test_a_pending_action_is_the_apps_and_the_buttons_follow_it(h: Harness) -> None:
+    h.show()
+    h.owner.show(pending=frozenset({"stop"}))
+    assert not any(b.isEnabled() for b in h.d.machine_buttons.values())
+    h.owner.show(pending=frozenset())
+    assert h.d.machine_buttons["stop"].isEnabled()
+
+
+def test_start_of_a_stopped_machine_then_its_engine_comes(h: Harness) -> None:
     h.client.status_now = running_status(state="stopped", vm_pid=None, engine_version=None)
     h.show()
-    h.wait(h.d.machine_buttons["start"].isEnabled)
+    assert h.d.machine_buttons["start"].isEnabled()
     assert not h.d.machine_buttons["stop"].isEnabled()
     assert "not running" in h.d.containers.placeholder.text()
     assert h.docker.calls == []  # no engine to ask
     h.d.machine_buttons["start"].click()
-    h.wait(lambda: ("start",) in h.client.called("request"))
-    assert h.client.called("spawn") == [()]
-    assert h.client.paths.config_file.exists()  # as `moorage start`: the commented file
-    h.wait(lambda: h.d.status_label.text().startswith("default: running"))
+    assert h.owner.ops == ["start"]
+    h.client.status_now = running_status()
+    h.owner.refresh_status()
+    assert h.d.status_label.text().startswith("default: running")
     h.wait(lambda: len(h.d.containers.containers) == 2)  # the engine came: the page asks it
 
 
@@ -140,7 +178,7 @@ def test_when_the_machine_stops_the_pages_show_nothing_of_its_engine(h: Harness)
     h.show()
     h.wait(lambda: h.d.containers.table.rowCount() == 2)
     h.client.set_state("stopped", vm_pid=None, engine_version=None)
-    h.d.on_event(Event(1, "state", "machine stopped", state="stopped"))
+    h.owner.refresh_status()
     h.wait(lambda: h.d.containers.table.rowCount() == 0)
     assert "not running" in h.d.containers.placeholder.text()
     assert h.d.machine_buttons["start"].isEnabled()
@@ -148,28 +186,17 @@ def test_when_the_machine_stops_the_pages_show_nothing_of_its_engine(h: Harness)
     assert h.d.swarm.boxes == {} and "not running" in h.d.swarm.placeholder.text()
 
 
-def test_a_failed_machine_action_is_shown_in_the_window(h: Harness) -> None:
+def test_an_error_event_is_shown_and_a_new_start_clears_it(h: Harness) -> None:
+    h.client.status_now = running_status(state="stopped", vm_pid=None, engine_version=None)
     h.show()
-    h.wait(h.d.machine_buttons["stop"].isEnabled)
-    h.client.fail["request"] = error("the VM did not stop", fix="`moorage stop` again")
-    h.d.machine_buttons["stop"].click()
-    h.wait(lambda: h.d.problem_text() != "")
-    assert h.d.problem_text() == (
-        "Could not stop machine 'default': the VM did not stop\nFix: `moorage stop` again"
-    )
-    assert h.d.machine_buttons["stop"].isEnabled()  # not left pending
-
-
-def test_an_error_event_is_shown_and_the_status_asked_again(h: Harness) -> None:
-    h.show()
-    statuses = len(h.client.called("status"))
     h.d.on_event(
         Event(1, "error", "the engine stopped answering", op="start", fix="`moorage restart`")
     )
     assert (
         h.d.problem_text() == "start failed: the engine stopped answering\nFix: `moorage restart`"
     )
-    h.wait(lambda: len(h.client.called("status")) > statuses)
+    h.d.machine_buttons["start"].click()
+    assert h.d.problem_text() == ""
 
 
 def test_a_machine_error_in_the_status_is_shown_once(h: Harness) -> None:
@@ -178,9 +205,7 @@ def test_a_machine_error_in_the_status_is_shown_once(h: Harness) -> None:
     h.wait(lambda: h.d.problem_text() != "")
     assert h.d.problem_text() == "Machine 'default' is crashed: the VM stopped unasked"
     h.d.clear_problem()
-    h.d.refresh_status()
-    h.wait(lambda: len(h.client.called("status")) >= 2)
-    h.qtbot.wait(50)
+    h.owner.refresh_status()
     assert h.d.problem_text() == ""
 
 
@@ -240,11 +265,13 @@ def test_a_hidden_dashboard_asks_for_nothing_on_events(h: Harness) -> None:
     h.d.hide()
     h.qtbot.wait(FAST_MS * 3)
     h.client.calls.clear()
-    h.d.on_event(Event(1, "state", "machine running", state="running"))
+    h.docker.calls.clear()
+    for kind in ("state", "forward", "cluster"):
+        h.d.on_event(Event(1, kind, "something changed", state="running"))
     h.qtbot.wait(300)
-    assert h.client.calls == []
-    h.d.show()  # what it missed is asked for when shown
-    h.wait(lambda: h.client.called("status_or_files") != [] or h.client.called("status") != [])
+    assert h.client.calls == [] and h.docker.calls == []
+    h.d.show()  # the page shown polls again
+    h.wait(lambda: h.docker.called("containers") != [])
 
 
 # ----- containers -----------------------------------------------------------------------------
@@ -612,10 +639,11 @@ def test_the_app_opens_the_dashboard_with_its_own_engine_and_events(
         assert isinstance(d.containers, ContainersPage)
     finally:
         app.shutdown()
-        if app.dashboard is not None:
-            app.dashboard.hide()
-            app.dashboard.shutdown()
-            delete(app.dashboard)
+        d, app.dashboard = app.dashboard, None  # answers still due go to no window
+        if d is not None:
+            d.hide()
+            d.shutdown()
+            delete(d)
 
 
 # ----- the calls fit docker-py's own API --------------------------------------------------------

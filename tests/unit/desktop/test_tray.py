@@ -36,6 +36,7 @@ class StandInDashboard(QMainWindow):
         self.client, self.calls = client, calls
         self.pages: list[str] = []
         self.events: list[Any] = []
+        self.views: list[Any] = []
 
     def show_page(self, name: str) -> None:
         self.pages.append(name)
@@ -45,6 +46,9 @@ class StandInDashboard(QMainWindow):
 
     def on_event(self, event: Any) -> None:
         self.events.append(event)
+
+    def show_view(self, view: Any, menu: Any) -> None:
+        self.views.append(view)
 
 
 class StandInPreferences(QDialog):
